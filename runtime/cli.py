@@ -1,0 +1,214 @@
+"""The `hawser` command line, runc-compatible: global flags, then a command with its flags.
+
+Parsed by hand (argparse imports re and gettext: ~5 ms per call). Flags follow Go's flag package,
+as runc's do: `-flag`, `--flag`, `--flag=value`, `--flag value`, and parsing stops at the first
+positional argument.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from runtime import VERSION, OCI_VERSION, log
+from runtime.errors import HawserError
+
+USAGE = """usage: hawser [global options] command [command options] [arguments...]
+
+hawser runs OCI containers (a runc-compatible runtime).
+
+commands:
+  spec       create a new specification file (config.json)
+  create     create a container
+  start      execute the user defined process in a created container
+  run        create and run a container
+  state      output the state of a container
+  kill       send a signal to the container's init process (default SIGTERM)
+  delete     delete a container and the resources it holds
+  list       list containers started by hawser with the given root
+  features   show the enabled features
+
+global options:
+  --root DIR          state directory (default /run/hawser)
+  --log FILE          log file (default stderr)
+  --log-format FMT    text or json (default text)
+  --debug             debug logging
+  --systemd-cgroup    use systemd cgroups (not supported)
+  --version, -v       print the version
+  --help, -h          show this help
+"""
+
+# command -> {flag: (kind, dest)}; kind "bool" or "value"
+COMMON_CREATE = {
+    "bundle": ("value", "bundle"), "b": ("value", "bundle"),
+    "pid-file": ("value", "pid_file"), "console-socket": ("value", "console_socket"),
+    "no-pivot": ("bool", "no_pivot"), "no-new-keyring": ("bool", "no_new_keyring"),
+    "preserve-fds": ("value", "preserve_fds"),
+}
+COMMANDS = {
+    "spec": ({"bundle": ("value", "bundle"), "b": ("value", "bundle"),
+              "rootless": ("bool", "rootless")}, 0, 0),
+    "create": (COMMON_CREATE, 1, 1),
+    "run": ({**COMMON_CREATE, "detach": ("bool", "detach"), "d": ("bool", "detach"),
+             "keep": ("bool", "keep"), "no-subreaper": ("bool", "no_subreaper")}, 1, 1),
+    "start": ({}, 1, 1),
+    "state": ({}, 1, 1),
+    "kill": ({"all": ("bool", "all"), "a": ("bool", "all")}, 1, 2),
+    "delete": ({"force": ("bool", "force"), "f": ("bool", "force")}, 1, 1),
+    "list": ({"format": ("value", "format"), "f": ("value", "format"),
+              "quiet": ("bool", "quiet"), "q": ("bool", "quiet")}, 0, 0),
+    "features": ({}, 0, 0),
+}
+GLOBAL = {
+    "root": ("value", "root"), "log": ("value", "log"), "log-format": ("value", "log_format"),
+    "debug": ("bool", "debug"), "systemd-cgroup": ("bool", "systemd_cgroup"),
+    "criu": ("value", "criu"), "rootless": ("value", "rootless"),
+    "version": ("bool", "version"), "v": ("bool", "version"),
+    "help": ("bool", "help"), "h": ("bool", "help"),
+}
+
+
+class UsageError(HawserError):
+    pass
+
+
+def parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[str]]:
+    """Flags until the first positional argument (or `--`); returns (flags, the rest)."""
+    opts: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return opts, args[i + 1:]
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name not in table:
+            raise UsageError(f"{where}: flag provided but not defined: -{name}")
+        kind, dest = table[name]
+        if kind == "bool":
+            opts[dest] = value.lower() not in ("false", "0") if eq else True
+        else:
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    raise UsageError(f"{where}: flag needs an argument: -{name}")
+                value = args[i]
+            opts[dest] = value
+        i += 1
+    return opts, args[i:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        gopts, rest = parse_flags(argv, GLOBAL, "hawser")
+        fmt = gopts.get("log_format", "text")
+        if fmt not in ("text", "json"):
+            raise UsageError(f"invalid --log-format {fmt!r}: use text or json")
+        log.configure(gopts.get("log"), fmt, gopts.get("debug", False))
+    except HawserError as e:
+        sys.stderr.write(f"hawser: {e}\n")
+        return 1
+    if gopts.get("version"):
+        sys.stdout.write(f"hawser version {VERSION}\nspec: {OCI_VERSION}\n")
+        return 0
+    if gopts.get("help") or not rest:
+        sys.stdout.write(USAGE)
+        return 0 if gopts.get("help") else 1
+    try:
+        if gopts.get("systemd_cgroup"):
+            raise HawserError("--systemd-cgroup is not supported: hawser manages cgroupfs directly")
+        return dispatch(rest[0], rest[1:], gopts.get("root") or "/run/hawser")
+    except HawserError as e:
+        log.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(cmd: str, args: list[str], root: str) -> int:
+    if cmd not in COMMANDS:
+        raise UsageError(f"no such command: {cmd!r} (see hawser --help)")
+    if "-h" in args[:1] or "--help" in args[:1]:
+        sys.stdout.write(USAGE)
+        return 0
+    table, least, most = COMMANDS[cmd]
+    opts, pos = parse_flags(args, table, cmd)
+    if not least <= len(pos) <= most:
+        want = least if least == most else f"{least} to {most}"
+        raise UsageError(f'"{cmd}" requires {want} argument(s), got {len(pos)}')
+    root = os.path.abspath(root)
+    return globals()["cmd_" + cmd](root, opts, pos)
+
+
+def _create_options(opts: dict):
+    from runtime.create import CreateOptions
+    fds = opts.get("preserve_fds", "0")
+    if not fds.isdigit():
+        raise UsageError(f"--preserve-fds: {fds!r} is not a number")
+    return CreateOptions(bundle=opts.get("bundle") or ".", pid_file=opts.get("pid_file"),
+                         console_socket=opts.get("console_socket"),
+                         no_pivot=opts.get("no_pivot", False),
+                         no_new_keyring=opts.get("no_new_keyring", False), preserve_fds=int(fds))
+
+
+def cmd_spec(root, opts, pos) -> int:
+    from runtime.specgen import write_spec
+    write_spec(opts.get("bundle") or ".", opts.get("rootless", False))
+    return 0
+
+
+def cmd_create(root, opts, pos) -> int:
+    from runtime.create import create
+    create(root, pos[0], _create_options(opts)).unlock()
+    return 0
+
+
+def cmd_run(root, opts, pos) -> int:
+    from runtime.run import run
+    return run(root, pos[0], _create_options(opts), opts.get("detach", False))
+
+
+def cmd_start(root, opts, pos) -> int:
+    from runtime.start import start
+    start(root, pos[0])
+    return 0
+
+
+def cmd_state(root, opts, pos) -> int:
+    from runtime.query import state_json
+    sys.stdout.write(state_json(root, pos[0]) + "\n")
+    return 0
+
+
+def cmd_kill(root, opts, pos) -> int:
+    from runtime.kill import kill
+    from runtime.signals import parse_signal
+    sig = parse_signal(pos[1] if len(pos) > 1 else "SIGTERM")
+    kill(root, pos[0], sig, opts.get("all", False))
+    return 0
+
+
+def cmd_delete(root, opts, pos) -> int:
+    from runtime.delete import delete
+    delete(root, pos[0], opts.get("force", False))
+    return 0
+
+
+def cmd_list(root, opts, pos) -> int:
+    from runtime.query import list_containers
+    fmt = opts.get("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"invalid --format {fmt!r}: use table or json")
+    sys.stdout.write(list_containers(root, fmt, opts.get("quiet", False)))
+    return 0
+
+
+def cmd_features(root, opts, pos) -> int:
+    from runtime.features import features_json
+    sys.stdout.write(features_json() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""`hawser create`: validate the bundle, claim the id, make the cgroup, fork the container's init and
+see it through namespaces, mounts and hooks to the point where it waits for `start`.
+On any failure everything made so far is undone: init killed, cgroup and state dir removed."""
+from __future__ import annotations
+
+import _socket
+import os
+import time
+
+from runtime import cgroups, log, state
+from runtime.bundle import load_bundle
+from runtime.errors import HawserError
+from runtime.hooks import run_hooks
+from runtime.init.console import connect as connect_console
+from runtime.init.container import InitContext, intermediate
+from runtime.init.namespaces import write_id_maps
+from runtime.sync import Channel
+
+SIGKILL = 9
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
+                 "preserve_fds")
+
+    def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
+                 no_new_keyring=False, preserve_fds=0):
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+
+
+def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
+    """Returns the created container, still locked by this process."""
+    state.check_id(cid)
+    bundle = os.path.abspath(opts.bundle)
+    spec, rootfs = load_bundle(bundle, f"{root}/.validated")
+    check_terminal(spec, opts)
+    c = state.new_container(root, cid)
+    cleanup = Cleanup(c)
+    try:
+        mgr = cgroups.open_manager(spec.linux.cgroups_path, cid)
+        mgr.create()
+        cleanup.cgroup = mgr
+        if spec.linux.resources:
+            mgr.set(spec.linux.resources)
+        c.data = {"ociVersion": spec.oci_version, "id": cid, "pid": 0, "bundle": bundle,
+                  "rootfs": rootfs, "created": state.rfc3339(time.time_ns()),
+                  "annotations": spec.annotations, "cgroup": mgr.to_dict(),
+                  "hooks": {k: spec.raw.get("hooks", {}).get(k, []) for k in ("poststart", "poststop")},
+                  "newPidNs": spec.linux.namespace("pid") is not None
+                  and not spec.linux.namespace("pid").path}
+        start_sock = listen_start_socket(c.dir)
+        console_sock = connect_console(opts.console_socket) if opts.console_socket else None
+        parent, child = Channel.pair()
+        ctx = InitContext(spec=spec, rootfs=rootfs, chan=child, start_sock=start_sock,
+                          console_sock=console_sock, preserve_fds=opts.preserve_fds,
+                          no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                          cgroup_paths=mgr.paths())
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            intermediate(ctx)
+        child.close()
+        start_sock.close()
+        if console_sock is not None:
+            console_sock.close()
+        try:
+            run_init(c, spec, mgr, parent, pid, cleanup)
+        finally:
+            parent.close()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, c.pid)
+        return c
+    except BaseException:
+        cleanup.run()
+        raise
+
+
+class Cleanup:
+    """Undo a failed create: kill init, remove the cgroup, remove the state directory."""
+
+    def __init__(self, c: state.Container):
+        self.c = c
+        self.cgroup = None
+        self.init_pid = 0
+
+    def run(self) -> None:
+        if self.init_pid:
+            try:
+                os.kill(self.init_pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_gone(self.init_pid)
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except (OSError, HawserError) as e:
+                log.warn(f"removing cgroup: {e}")
+        state.remove(self.c)
+
+
+def run_init(c, spec, mgr, chan: Channel, pid: int, cleanup: Cleanup) -> None:
+    """Drive the intermediate and init through the create sequence (see runtime.init.container)."""
+    try:
+        mgr.apply(pid)
+        chan.send("go")
+        msg = chan.recv()
+        if msg["kind"] == "idmap":
+            write_id_maps(pid, spec.linux)
+            chan.send("idmap-done")
+            msg = chan.recv()
+        if msg["kind"] == "error":
+            raise HawserError(msg["message"])
+        init_pid = msg["pid"]
+        cleanup.init_pid = init_pid
+    finally:
+        os.waitpid(pid, 0)
+    c.data["pid"] = init_pid
+    c.data["pidStart"] = state.proc_start_time(init_pid)
+    c.save()
+    chan.expect("hooks")
+    hook_state = c.hook_state("creating")
+    run_hooks("prestart", spec.hooks["prestart"], hook_state)
+    run_hooks("createRuntime", spec.hooks["createRuntime"], hook_state)
+    chan.send("hooks-done", state=hook_state)
+    try:
+        chan.expect("ready")
+    except EOFError:
+        raise HawserError("container init exited during create") from None
+
+
+def check_terminal(spec, opts: CreateOptions) -> None:
+    if spec.process is None:
+        raise HawserError("config.json: 'process' is required to create a container")
+    if spec.process.terminal and not opts.console_socket:
+        raise HawserError("process.terminal is true: --console-socket is required")
+    if opts.console_socket and not spec.process.terminal:
+        raise HawserError("--console-socket given but process.terminal is false")
+
+
+def listen_start_socket(state_dir: str):
+    """The socket init waits on for `start` (see docs/design.md). Bound through a /proc/self/fd
+    path so a long --root cannot overflow the 108-byte address."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    dfd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        s.bind(f"/proc/self/fd/{dfd}/{state.START_SOCKET}")
+    finally:
+        os.close(dfd)
+    s.listen(1)
+    return s
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Written to a temporary name and renamed, so a reader never sees it half-written (as runc)."""
+    path = os.path.abspath(path)
+    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while state.proc_start_time(pid) is not None and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reaps it when we are its subreaper (hawser run)
+        except ChildProcessError:
+            pass
+        time.sleep(0.001)

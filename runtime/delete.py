@@ -1,0 +1,52 @@
+"""`hawser delete`: remove a stopped (or, with --force, any) container: processes, cgroup, state,
+then the poststop hooks."""
+from __future__ import annotations
+
+import time
+
+from runtime import cgroups, log, state
+from runtime.errors import HawserError, NotExist
+from runtime.hooks import run_hooks_warn
+from runtime.kill import signal_container
+from runtime.spec import Hook
+
+SIGKILL = 9
+
+
+def delete(root: str, cid: str, force: bool) -> None:
+    try:
+        c = state.load(root, cid)
+    except NotExist:
+        if force:
+            return  # containerd deletes --force what may already be gone: not an error
+        raise
+    delete_container(c, force)
+
+
+def delete_container(c: state.Container, force: bool) -> None:
+    status = c.status()
+    if status in ("running", "paused") and not force:
+        raise HawserError(f"cannot delete container {c.id} that is not stopped: {status}")
+    if status != "stopped":
+        # A created container may be deleted without --force, as with runc.
+        signal_container(c, SIGKILL, all_processes=True)
+        wait_stopped(c)
+    if c.data.get("cgroup"):
+        try:
+            cgroups.from_dict(c.data["cgroup"]).destroy()
+        except (OSError, HawserError) as e:
+            log.warn(f"removing the cgroup of {c.id}: {e}")
+    hooks = [Hook(h) for h in c.data.get("hooks", {}).get("poststop", [])]
+    hook_state = c.hook_state("stopped")
+    state.remove(c)
+    run_hooks_warn("poststop", hooks, hook_state, log.warn)
+
+
+def wait_stopped(c: state.Container, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while c.alive():
+        if time.monotonic() > deadline:
+            raise HawserError(f"container {c.id} did not stop after SIGKILL")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

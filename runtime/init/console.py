@@ -1,0 +1,52 @@
+"""`terminal: true`: a pty from the container's own devpts, its master sent over --console-socket
+(SCM_RIGHTS, with the pty's name as the message, as runc does), its slave the process's stdio and
+controlling terminal."""
+from __future__ import annotations
+
+import _socket
+import fcntl
+import os
+import struct
+
+TIOCSCTTY = 0x540E
+TIOCSWINSZ = 0x5414
+
+
+def connect(path: str):
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path if len(path) < 100 else _short_path(path))
+    except OSError as e:
+        s.close()
+        from runtime.errors import HawserError
+        raise HawserError(f"--console-socket {path}: {e.strerror}") from None
+    return s
+
+
+def _short_path(path: str) -> str:
+    """unix socket addresses hold 108 bytes: reach a long path through /proc/self/fd/DIRFD."""
+    d, _, name = path.rpartition("/")
+    fd = os.open(d or "/", os.O_PATH | os.O_DIRECTORY)  # left open: needed until connect returns
+    return f"/proc/self/fd/{fd}/{name}"
+
+
+def send_fd(sock, fd: int, name: str) -> None:
+    sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
+
+
+def setup_console(sock, size, uid: int, gid: int) -> None:
+    master, slave = os.openpty()
+    try:
+        name = os.ttyname(slave)
+        if size:
+            fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+        os.fchown(slave, uid, gid)
+        send_fd(sock, master, name)
+    finally:
+        os.close(master)
+        sock.close()
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)

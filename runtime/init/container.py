@@ -1,0 +1,226 @@
+"""The container's init, top to bottom: from a fork of `hawser create` to execve of the user's
+program. Each step is a named function; the order follows runc's standard_init_linux.go.
+
+    intermediate (child of `hawser create`)      init (PID 1 of the new pid namespace)
+      non-dumpable, wait to be in the cgroup       new session
+      join namespaces by path                      rootfs: propagation, bind, mounts, /dev
+      unshare (user first: parent writes maps)     parent runs prestart+createRuntime hooks
+      fork init, report its pid, exit              createContainer hooks, pivot_root
+                                                   sysctl, masked/readonly paths, ro root
+                                                   hostname, console, oom, keyring
+                                                   cwd, rlimits, bounding set, user, caps, nnp
+                                                   seccomp, close fds, "ready", wait for start
+                                                   startContainer hooks, execve
+"""
+from __future__ import annotations
+
+import _signal
+import _socket
+import os
+
+from runtime import log, syscall
+from runtime.errors import HawserError
+from runtime.hooks import run_hooks
+from runtime.init import console, process, rootfs
+from runtime.init.namespaces import create_namespaces, join_namespaces
+from runtime.syscall.consts import CLONE_NEWUSER, CLOSE_RANGE_CLOEXEC
+
+SIG_DFL = 0
+SIGPIPE, SIGXFSZ = 13, 25
+
+
+class InitContext:
+    """Everything init needs, handed over by fork: no serialisation of the spec."""
+    __slots__ = ("spec", "rootfs", "chan", "start_sock", "console_sock", "preserve_fds",
+                 "no_pivot", "no_new_keyring", "cgroup_paths", "in_userns", "hook_state")
+
+    def __init__(self, **kw):
+        self.in_userns = False
+        self.hook_state = {}
+        for k, v in kw.items():
+            setattr(self, k, v)
+
+
+def intermediate(ctx: InitContext) -> None:
+    """Never returns: exits once init's pid is reported (or an error is)."""
+    try:
+        syscall.get().set_dumpable(False)  # before any namespace of the container is joined
+        ctx.chan.expect("go")              # the parent has put us in the container's cgroup
+        join_namespaces(ctx.spec.linux)
+        flags = create_namespaces(ctx.spec.linux, ctx.chan)
+        ctx.in_userns = bool(flags & CLONE_NEWUSER) or bool(ctx.spec.linux.namespace("user"))
+        pid = os.fork()
+        if pid == 0:
+            container_init(ctx)
+        ctx.chan.send("pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - a forked child must report and _exit, whatever
+        _report(ctx.chan, e)
+        os._exit(1)
+
+
+def container_init(ctx: InitContext) -> None:
+    """PID 1 of the container. Never returns: execve()s the user's program or exits 1."""
+    conn = None
+    try:
+        import_before_pivot(ctx)
+        os.setsid()
+        prepare_rootfs(ctx)
+        finish_rootfs(ctx)
+        set_identity(ctx)
+        env, path = prepare_process(ctx)
+        drop_privileges(ctx)
+        close_fds(ctx)
+        ctx.chan.send("ready")
+        conn = wait_for_start(ctx)
+        run_hooks("startContainer", ctx.spec.hooks["startContainer"],
+                  {**ctx.hook_state, "status": "created"})
+        exec_process(ctx, path, env)
+    except BaseException as e:  # noqa: BLE001
+        if conn is None:
+            _report(ctx.chan, e)
+        else:
+            _report_start(conn, e)
+        os._exit(1)
+
+
+seccomp = None
+
+
+def import_before_pivot(ctx: InitContext) -> None:
+    """After pivot_root the host's filesystem, Python's library included, is out of reach: import
+    now whatever the rest of the sequence may need."""
+    global seccomp
+    if ctx.spec.linux.seccomp:
+        from runtime import seccomp as module
+        seccomp = module
+
+
+def prepare_rootfs(ctx: InitContext) -> None:
+    spec = ctx.spec
+    rootfs.make_root_private(spec)
+    rootfs.bind_rootfs(ctx.rootfs)
+    rootfd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        dev_bound = rootfs.mount_all(spec, rootfd, ctx.cgroup_paths)
+        if not dev_bound:
+            rootfs.setup_dev(spec, rootfd, ctx.in_userns)
+        # prestart and createRuntime hooks run in the runtime's namespaces, by the parent.
+        ctx.chan.send("hooks")
+        ctx.hook_state = ctx.chan.expect("hooks-done")["state"]
+        run_hooks("createContainer", spec.hooks["createContainer"], ctx.hook_state)
+    finally:
+        os.close(rootfd)
+    rootfs.pivot(ctx.rootfs, ctx.no_pivot)
+
+
+def finish_rootfs(ctx: InitContext) -> None:
+    spec = ctx.spec
+    rootfs.write_sysctls(spec.linux.sysctl)
+    rootfs.mask_paths(spec.linux.masked_paths)
+    rootfs.readonly_paths(spec.linux.readonly_paths)
+    if spec.root_readonly:
+        rootfs.readonly_root()
+    rootfs.apply_root_propagation(spec)
+
+
+def set_identity(ctx: InitContext) -> None:
+    spec, sc = ctx.spec, syscall.get()
+    if spec.hostname is not None:
+        sc.sethostname(spec.hostname)
+    if spec.domainname is not None:
+        sc.setdomainname(spec.domainname)
+    proc = spec.process
+    if proc.terminal:
+        console.setup_console(ctx.console_sock, proc.console_size, proc.user.uid, proc.user.gid)
+    if proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+    if not ctx.no_new_keyring:
+        try:
+            sc.join_session_keyring(None)
+        except OSError as e:
+            if e.errno != 38:  # ENOSYS: kernels without keyrings
+                raise
+
+
+def prepare_process(ctx: InitContext) -> tuple[dict, str]:
+    proc = ctx.spec.process
+    env = process.env_dict(proc)
+    path = process.find_executable(proc.args[0], env)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as e:
+        raise HawserError(f"process.cwd {proc.cwd}: {e.strerror}") from None
+    process.apply_rlimits(proc)
+    return env, path
+
+
+def drop_privileges(ctx: InitContext) -> None:
+    proc, sc = ctx.spec.process, syscall.get()
+    process.drop_bounding_set(proc, log.warn)
+    process.set_user(proc, allow_setgroups=not ctx.in_userns or _setgroups_allowed())
+    process.apply_caps(proc, log.warn, log.debug)
+    if proc.no_new_privileges:
+        sc.set_no_new_privs()
+    if ctx.spec.linux.seccomp:
+        seccomp.load(ctx.spec.linux.seccomp, proc.no_new_privileges)
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "allow"
+    except OSError:
+        return True
+
+
+def close_fds(ctx: InitContext) -> None:
+    """Nothing but stdio and --preserve-fds may reach the container: mark every other fd
+    close-on-exec (our own sockets are needed until execve)."""
+    first = 3 + ctx.preserve_fds
+    for fd in range(3, first):
+        os.set_inheritable(fd, True)
+    syscall.get().close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+
+
+def wait_for_start(ctx: InitContext):
+    """Block until `hawser start` connects and says "start"."""
+    while True:
+        conn, _ = ctx.start_sock._accept()
+        sock = _socket.socket(fileno=conn)
+        if sock.recv(16) == b"start":
+            return sock
+        sock.close()
+
+
+def exec_process(ctx: InitContext, path: str, env: dict) -> None:
+    # CPython ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve.
+    _signal.signal(SIGPIPE, SIG_DFL)
+    _signal.signal(SIGXFSZ, SIG_DFL)
+    try:
+        os.execve(path, ctx.spec.process.args, env)
+    except OSError as e:
+        raise HawserError(f"exec {path}: {e.strerror}") from None
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, HawserError):
+        return str(e)
+    if isinstance(e, OSError):
+        return f"container init: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    return f"container init: {type(e).__name__}: {e}"
+
+
+def _report(chan, e: BaseException) -> None:
+    try:
+        chan.send("error", message=_message(e))
+    except OSError:
+        pass
+
+
+def _report_start(conn, e: BaseException) -> None:
+    try:
+        conn.send(_message(e).encode())
+    except OSError:
+        pass

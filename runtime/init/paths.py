@@ -1,0 +1,51 @@
+"""Resolving paths inside the container's rootfs so that no symlink can lead out of it.
+
+openat2(RESOLVE_IN_ROOT) makes the kernel treat the rootfs fd as "/" for every component, `..` and
+absolute symlink; missing directories are created one component at a time under an fd, never by
+path string. Mounts then target /proc/self/fd/N, the very inode that was resolved.
+"""
+from __future__ import annotations
+
+import os
+
+from runtime import syscall
+from runtime.syscall.consts import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS
+
+_RESOLVE = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
+
+
+def open_in_root(rootfd: int, path: str, flags: int = O_PATH) -> int:
+    return syscall.get().openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0, _RESOLVE)
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def ensure_in_root(rootfd: int, path: str, directory: bool = True, mode: int = 0o755) -> int:
+    """An O_PATH fd for `path` inside the root, creating it (dirs, or an empty file last) if missing."""
+    try:
+        return open_in_root(rootfd, path)
+    except FileNotFoundError:
+        pass
+    parts = [p for p in path.split("/") if p and p != "."]
+    fd = os.dup(rootfd)
+    try:
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                nxt = syscall.get().openat2(fd, name, O_PATH | os.O_CLOEXEC, 0, _RESOLVE)
+            except FileNotFoundError:
+                if last and not directory:
+                    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                     0o644, dir_fd=fd))
+                else:
+                    os.mkdir(name, mode, dir_fd=fd)
+                # Reopen relative to the root so a symlink planted meanwhile is still confined.
+                nxt = open_in_root(rootfd, "/".join(parts[:i + 1]))
+            os.close(fd)
+            fd = nxt
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise

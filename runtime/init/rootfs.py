@@ -1,0 +1,160 @@
+"""The container's root filesystem: mounts, /dev, pivot_root, masked and read-only paths."""
+from __future__ import annotations
+
+import os
+
+from runtime import syscall
+from runtime.errors import HawserError
+from runtime.init import devices
+from runtime.init.mounts import PROPAGATION, current_flags, mount_entry
+from runtime.init.paths import ensure_in_root, fd_path, open_in_root
+from runtime.spec import Spec
+from runtime.syscall import consts as c
+
+
+def make_root_private(spec: Spec) -> None:
+    """Stop our mounts from propagating to the host: / becomes rslave (or rootfsPropagation)."""
+    prop = PROPAGATION.get(spec.linux.rootfs_propagation, c.MS_SLAVE | c.MS_REC)
+    syscall.get().mount(None, "/", None, c.MS_SLAVE | c.MS_REC if prop & c.MS_SHARED else prop | c.MS_REC)
+
+
+def bind_rootfs(rootfs: str) -> None:
+    """pivot_root needs the new root to be a mount point of its own."""
+    sc = syscall.get()
+    sc.mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
+    sc.mount(None, rootfs, None, c.MS_PRIVATE)
+
+
+def mount_all(spec: Spec, rootfd: int, cgroup_paths: dict[str, str]) -> bool:
+    """Mount every config mount; return whether /dev is a bind mount (then leave it as it is)."""
+    dev_bound = False
+    for i, m in enumerate(spec.mounts):
+        mount_entry(rootfd, m, i, lambda target, plan, phase: mount_cgroups(target, plan, phase,
+                                                                      cgroup_paths))
+        if m.destination.rstrip("/") == "/dev" and ("bind" in m.options or "rbind" in m.options
+                                                   or m.type == "bind"):
+            dev_bound = True
+    return dev_bound
+
+
+def setup_dev(spec: Spec, rootfd: int, in_userns: bool) -> None:
+    devices.create_devices(rootfd, spec.linux.devices, in_userns)
+    devices.create_symlinks(rootfd)
+
+
+def _host_cgroup_mounts() -> list[tuple[str, str]]:
+    """(mount point, fstype) of the host's cgroup hierarchies, from our mountinfo."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                found.append((fields[4], fstype))
+    return found
+
+
+def mount_cgroups(target: str, plan, phase: str, cgroup_paths: dict[str, str]) -> None:
+    """A `cgroup` mount: on v1 a tmpfs with each hierarchy's container cgroup bound beneath it, on
+    v2 the container's cgroup2 directory; read-only when the entry says ro."""
+    sc = syscall.get()
+    ro = plan.flags & c.MS_RDONLY
+    base = c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC
+    mine = list(cgroup_paths.values())
+    hierarchies = _host_cgroup_mounts()
+    unified = len(hierarchies) == 1 and hierarchies[0][1] == "cgroup2"
+    if phase == "mount":
+        if unified:
+            sc.mount(mine[0] if mine else hierarchies[0][0], target, None, c.MS_BIND)
+        else:
+            sc.mount("tmpfs", target, "tmpfs", base, "mode=755")
+        return
+    if unified:
+        sc.mount(None, target, None, c.MS_REMOUNT | c.MS_BIND | base | ro)
+        return
+    tfd = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for mountpoint, _ in hierarchies:
+            src = next((p for p in mine if p == mountpoint or p.startswith(mountpoint + "/")), None)
+            if src is None:
+                continue
+            name = mountpoint.rsplit("/", 1)[1]
+            sub = ensure_in_root(tfd, name)
+            try:
+                sc.mount(src, fd_path(sub), None, c.MS_BIND)
+            finally:
+                os.close(sub)
+            sub = open_in_root(tfd, name)
+            try:
+                sc.mount(None, fd_path(sub), None, c.MS_REMOUNT | c.MS_BIND | base | ro)
+            finally:
+                os.close(sub)
+    finally:
+        os.close(tfd)
+    if ro:
+        sc.mount(None, target, None, c.MS_REMOUNT | base | c.MS_RDONLY)
+
+
+def pivot(rootfs: str, no_pivot: bool) -> None:
+    """Make rootfs the container's /, detaching the host's tree (or chroot with --no-pivot)."""
+    sc = syscall.get()
+    os.chdir(rootfs)
+    if no_pivot:
+        sc.mount(rootfs, "/", None, c.MS_MOVE)
+        os.chroot(".")
+    else:
+        sc.pivot_root(".", ".")
+        # The old root now sits on top of the new one: make it rslave so its unmount does not
+        # propagate to the host, then lazily detach it.
+        sc.mount(None, ".", None, c.MS_SLAVE | c.MS_REC)
+        sc.umount2(".", c.MNT_DETACH)
+    os.chdir("/")
+
+
+def apply_root_propagation(spec: Spec) -> None:
+    prop = spec.linux.rootfs_propagation
+    if prop:
+        syscall.get().mount(None, "/", None, PROPAGATION[prop] | c.MS_REC)
+
+
+def mask_paths(paths: list[str]) -> None:
+    """Hide each path: an empty read-only tmpfs over a directory, /dev/null over anything else."""
+    sc = syscall.get()
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if (st.st_mode & 0o170000) == 0o040000:
+            sc.mount("tmpfs", p, "tmpfs", c.MS_RDONLY, None)
+        else:
+            sc.mount("/dev/null", p, None, c.MS_BIND)
+
+
+def readonly_paths(paths: list[str]) -> None:
+    sc = syscall.get()
+    for p in paths:
+        try:
+            sc.mount(p, p, None, c.MS_BIND | c.MS_REC)
+        except FileNotFoundError:
+            continue
+        sc.mount(None, p, None, c.MS_REMOUNT | c.MS_BIND | c.MS_REC | c.MS_RDONLY | current_flags(p))
+
+
+def readonly_root() -> None:
+    syscall.get().mount(None, "/", None, c.MS_REMOUNT | c.MS_BIND | c.MS_RDONLY | current_flags("/"))
+
+
+def write_sysctls(sysctl: dict[str, str]) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise HawserError(f"linux.sysctl: {key}: {e.strerror}") from None
+
+
+def check_rootfs(rootfs: str) -> None:
+    if not os.path.isdir(rootfs):
+        raise HawserError(f"root.path: rootfs {rootfs} does not exist or is not a directory")

@@ -1,0 +1,54 @@
+"""`hawser run`: create + start, then (unless --detach) wait for the container's init as its
+subreaper, forwarding signals to it, and delete the container; the exit code is the container's."""
+from __future__ import annotations
+
+import os
+
+from runtime import syscall
+from runtime.create import CreateOptions, create
+from runtime.delete import delete_container
+from runtime.start import start_container
+
+FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
+
+
+def run(root: str, cid: str, opts: CreateOptions, detach: bool) -> int:
+    if not detach:
+        # The init is our grandchild: as subreaper we inherit it when the intermediate exits.
+        syscall.get().set_child_subreaper()
+    c = create(root, cid, opts)
+    try:
+        start_container(c)
+    except BaseException:
+        delete_container(c, force=True)
+        raise
+    if detach:
+        c.unlock()
+        return 0
+    c.unlock()
+    code = wait_init(c.pid)
+    c.lock()
+    delete_container(c, force=True)
+    return code
+
+
+def wait_init(pid: int) -> int:
+    import _signal
+
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        _signal.signal(sig, forward)
+    while True:
+        # Reap everything: without a pid namespace of its own the container's orphans are ours.
+        try:
+            child, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if child == pid:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
