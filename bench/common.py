@@ -62,8 +62,9 @@ class Context:
     """The run's temp directory, the template bundle and the runtimes; cleans up on close()."""
 
     def __init__(self, runtimes: list[Runtime], iterations: int, warmup: int, spec_runtime: str,
-                 keep: bool = False):
+                 keep: bool = False, timeout: float = 20.0):
         self.runtimes = runtimes
+        self.timeout = timeout            # seconds allowed to one runtime command
         self.iterations = iterations
         self.warmup = warmup
         self.spec_runtime = spec_runtime
@@ -98,10 +99,12 @@ class Context:
         return f"{self.id_prefix}{kind}-{self._seq}"
 
     # --- commands -----------------------------------------------------------------------------
-    def timed(self, rt: Runtime, *args: str, timeout: float = 60.0) -> float:
+    def timed(self, rt: Runtime, *args: str, timeout: float | None = None) -> float:
         """Run `RT --root R ARGS...` (stdin and stdout /dev/null, stderr to a file); return its
-        wall time in ms; raise RuntimeFailed with the tail of stderr if it exits non-zero."""
+        wall time in ms; raise RuntimeFailed with the tail of stderr if it exits non-zero or
+        does not finish in time."""
         args = tuple(map(str, args))
+        timeout = self.timeout if timeout is None else timeout
         self._errfile.seek(0)
         self._errfile.truncate()
         t0 = time.perf_counter()
@@ -113,29 +116,34 @@ class Context:
         try:
             # Popen.wait(timeout) polls with growing sleeps, which would blur the figures: wait
             # on a pidfd instead, then reap.
-            if not self._exited_within(proc.pid, timeout):
-                raise RuntimeFailed(f"`{args[0]}` did not finish within {timeout} s")
-            rc = proc.wait()
+            finished = self._exited_within(proc.pid, timeout)
         except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM) or timed out: let a runtime command finish rather than
-            # kill it half-way through setting up a container, which could leave a cgroup behind.
+            # Interrupted (Ctrl-C, SIGTERM): let the command finish rather than kill it half-way
+            # through setting up a container, which could leave a cgroup behind.
             if not self._exited_within(proc.pid, 10.0):
                 proc.kill()
             proc.wait()
             raise
+        if not finished:
+            proc.kill()
+            proc.wait()
+            raise RuntimeFailed(f"`{args[0]}` did not finish within {timeout:g} s "
+                                f"(stderr: {self.stderr_tail()})")
+        rc = proc.wait()
         ms = (time.perf_counter() - t0) * 1000.0
         if rc != 0:
             raise RuntimeFailed(f"`{args[0]}` exited {rc}: {self.stderr_tail()}")
         return ms
 
-    def output(self, rt: Runtime, *args: str, timeout: float = 60.0) -> str:
+    def output(self, rt: Runtime, *args: str, timeout: float | None = None) -> str:
         """Run a runtime command and return its stdout (untimed)."""
         args = tuple(map(str, args))
+        timeout = self.timeout if timeout is None else timeout
         try:
             out = subprocess.run(rt.cmd(*args), capture_output=True, text=True, timeout=timeout,
                                  stdin=subprocess.DEVNULL, cwd=rt.bundle)
         except subprocess.TimeoutExpired:
-            raise RuntimeFailed(f"`{args[0]}` timed out") from None
+            raise RuntimeFailed(f"`{args[0]}` did not finish within {timeout:g} s") from None
         except OSError as e:
             raise RuntimeFailed(f"cannot run {rt.path}: {e}") from None
         if out.returncode != 0:
@@ -146,10 +154,20 @@ class Context:
         self._errfile.seek(0)
         return tail(self._errfile.read().decode(errors="replace"))
 
-    def force_delete(self, rt: Runtime, cid: str) -> None:
-        subprocess.run(rt.cmd("delete", "--force", cid), stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        rt.live.discard(cid)
+    def force_delete(self, rt: Runtime, cid: str, timeout: float = 10.0) -> bool:
+        """`RT delete --force ID`; True if it exited 0."""
+        try:
+            rc = subprocess.run(rt.cmd("delete", "--force", cid), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                timeout=timeout, cwd=rt.bundle).returncode
+        except subprocess.TimeoutExpired:
+            print(f"bench: `{rt.name} delete --force {cid}` did not finish within {timeout:g} s")
+            return False
+        except OSError:
+            return False
+        if rc == 0:
+            rt.live.discard(cid)
+        return rc == 0
 
     # --- processes ----------------------------------------------------------------------------
     @staticmethod
@@ -197,20 +215,17 @@ class Context:
 
     # --- clean-up -----------------------------------------------------------------------------
     def close(self) -> None:
-        for rt in self.runtimes:
-            for cid in sorted(rt.live):
-                try:
-                    self.force_delete(rt, cid)
-                except Exception as e:  # noqa: BLE001 - keep cleaning
-                    print(f"bench: cleanup of {rt.name} {cid} failed: {e}")
-            # Whatever a failed runtime left in its root: try delete --force on it too.
-            if rt.root and rt.root.is_dir():
-                for entry in rt.root.iterdir():
-                    if entry.is_dir() and not entry.name.startswith("."):
-                        try:
-                            self.force_delete(rt, entry.name)
-                        except Exception:  # noqa: BLE001
-                            pass
+        """Delete every container we made, even after a runtime failed or hung: delete --force,
+        then kill what still runs under our ids, delete --force again, rmdir our cgroups."""
+        pending = self._delete_all()
+        if pending or self._our_pids():
+            killed = self._kill_ours()
+            if killed:
+                print(f"bench: killed {len(killed)} process(es) a runtime left behind: "
+                      f"{', '.join(map(str, killed))}")
+            pending = self._delete_all()
+        for rt, cid in pending:
+            print(f"bench: {rt.name} could not delete {cid}")
         self.reap_strays()
         self.remove_cgroups()
         self._errfile.close()
@@ -219,21 +234,78 @@ class Context:
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def _delete_all(self) -> list[tuple[Runtime, str]]:
+        """delete --force the ids we know of and whatever is left in each private root."""
+        failed = []
+        for rt in self.runtimes:
+            ids = set(rt.live)
+            if rt.root and rt.root.is_dir():
+                ids.update(e.name for e in rt.root.iterdir()
+                           if e.is_dir() and e.name.startswith(self.id_prefix))
+            for cid in sorted(ids):
+                if not self.force_delete(rt, cid):
+                    failed.append((rt, cid))
+        self.reap_strays()
+        return failed
 
-    def remove_cgroups(self) -> None:
-        """rmdir the (empty) cgroups named after our container ids that a runtime killed or failed
-        half-way left behind. Touches nothing else."""
-        left = []
-        for top, dirs, _ in os.walk("/sys/fs/cgroup", topdown=False):
-            if top.count("/") > 7:
+    def _our_pids(self) -> set[int]:
+        """Processes that carry one of our container ids: in a cgroup named after it, or on
+        their command line (a runtime's init before it execs). Nobody else uses our prefix."""
+        pids = set()
+        for cg in self._our_cgroups():
+            try:
+                with open(os.path.join(cg, "cgroup.procs")) as f:
+                    pids.update(int(x) for x in f.read().split())
+            except OSError:
+                pass
+        marker = self.id_prefix.encode()
+        me = os.getpid()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != me:
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        if marker in f.read():
+                            pids.add(int(entry))
+                except OSError:
+                    pass
+        return pids
+
+    def _kill_ours(self) -> list[int]:
+        killed = []
+        for pid in sorted(self._our_pids()):
+            try:
+                os.kill(pid, 9)
+                killed.append(pid)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        while self._our_pids() and time.monotonic() < deadline:
+            self.reap_strays()
+            time.sleep(0.05)
+        self.reap_strays()
+        return killed
+
+    def _our_cgroups(self) -> list[str]:
+        """Cgroup directories named after our container ids, deepest first."""
+        found = []
+        for top, dirs, _ in os.walk("/sys/fs/cgroup"):
+            if top.count("/") >= 7:
+                dirs[:] = []
                 continue
             for d in dirs:
                 if d.startswith(self.id_prefix):
-                    path = os.path.join(top, d)
-                    try:
-                        os.rmdir(path)
-                    except OSError as e:
-                        left.append(f"{path} ({e.strerror})")
+                    found.append(os.path.join(top, d))
+        return sorted(found, key=lambda p: -p.count("/"))
+
+    def remove_cgroups(self) -> None:
+        """rmdir the cgroups named after our ids that a runtime failing half-way left behind.
+        Touches nothing else."""
+        left = []
+        for path in self._our_cgroups():
+            try:
+                os.rmdir(path)
+            except OSError as e:
+                left.append(f"{path} ({e.strerror})")
         if left:
             print(f"bench: could not remove cgroups: {', '.join(left)}")
 

@@ -43,7 +43,7 @@ class CreateStartWaitDelete(Benchmark):
             raise RuntimeFailed(f"`{rt.name} create` wrote no usable pid file: {e}") from None
         start = ctx.timed(rt, "start", cid)
         t1 = time.perf_counter()
-        ctx.wait_exit(pid)
+        ctx.wait_exit(pid, ctx.timeout)
         wait = (time.perf_counter() - t1) * 1000.0
         delete = ctx.timed(rt, "delete", cid)
         rt.live.discard(cid)

@@ -152,6 +152,8 @@ def main(argv=None) -> int:
                         "of the ratios")
     p.add_argument("--only", help="comma-separated benchmark names (default: all)")
     p.add_argument("--spec-runtime", help="runtime whose `spec` makes config.json (default runc)")
+    p.add_argument("--timeout", type=float, default=20.0,
+                   help="seconds one runtime command may take before it counts as failed (20)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON result to FILE")
     p.add_argument("--keep", action="store_true", help="keep the temp directory")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
@@ -198,7 +200,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGHUP, interrupted)
 
-    ctx = Context(runtimes, opts.iterations, opts.warmup, spec_rt, keep=opts.keep)
+    ctx = Context(runtimes, opts.iterations, opts.warmup, spec_rt, keep=opts.keep,
+                  timeout=opts.timeout)
     all_results, all_errors = {}, {}
     stopped = False
     try:
