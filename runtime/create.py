@@ -55,13 +55,17 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
                   and not spec.linux.namespace("pid").path}
         start_sock = listen_start_socket(c.dir)
         console_sock = connect_console(opts.console_socket) if opts.console_socket else None
+        seccomp_filter = prepare_seccomp(spec, root)
         parent, child = Channel.pair()
         ctx = InitContext(spec=spec, rootfs=rootfs, chan=child, start_sock=start_sock,
                           console_sock=console_sock, preserve_fds=opts.preserve_fds,
                           no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                          cgroup_paths=mgr.paths())
+                          cgroup_paths=mgr.paths(), seccomp=seccomp_filter)
         pid = os.fork()
         if pid == 0:
+            # The flock belongs to this `hawser create`: were init to keep a copy of the locked
+            # fd, `start` and `delete` would wait on the lock for as long as init lives.
+            c.unlock()
             parent.close()
             intermediate(ctx)
         child.close()
@@ -131,6 +135,16 @@ def run_init(c, spec, mgr, chan: Channel, pid: int, cleanup: Cleanup) -> None:
         chan.expect("ready")
     except EOFError:
         raise HawserError("container init exited during create") from None
+
+
+def prepare_seccomp(spec, root: str):
+    """Build the seccomp filter before forking: a bad profile fails here, with nothing started,
+    and init only has to load it (the BPF is cached by profile digest under the root)."""
+    if not spec.linux.seccomp:
+        return None
+    from runtime import seccomp
+    return seccomp.prepare(spec.linux.seccomp, spec.process.no_new_privileges,
+                           cache_dir=f"{root}/.seccomp")
 
 
 def check_terminal(spec, opts: CreateOptions) -> None:

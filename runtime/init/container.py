@@ -32,11 +32,12 @@ SIGPIPE, SIGXFSZ = 13, 25
 class InitContext:
     """Everything init needs, handed over by fork: no serialisation of the spec."""
     __slots__ = ("spec", "rootfs", "chan", "start_sock", "console_sock", "preserve_fds",
-                 "no_pivot", "no_new_keyring", "cgroup_paths", "in_userns", "hook_state")
+                 "no_pivot", "no_new_keyring", "cgroup_paths", "in_userns", "hook_state", "seccomp")
 
     def __init__(self, **kw):
         self.in_userns = False
         self.hook_state = {}
+        self.seccomp = None
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -63,7 +64,6 @@ def container_init(ctx: InitContext) -> None:
     """PID 1 of the container. Never returns: execve()s the user's program or exits 1."""
     conn = None
     try:
-        import_before_pivot(ctx)
         os.setsid()
         prepare_rootfs(ctx)
         finish_rootfs(ctx)
@@ -82,18 +82,6 @@ def container_init(ctx: InitContext) -> None:
         else:
             _report_start(conn, e)
         os._exit(1)
-
-
-seccomp = None
-
-
-def import_before_pivot(ctx: InitContext) -> None:
-    """After pivot_root the host's filesystem, Python's library included, is out of reach: import
-    now whatever the rest of the sequence may need."""
-    global seccomp
-    if ctx.spec.linux.seccomp:
-        from runtime import seccomp as module
-        seccomp = module
 
 
 def prepare_rootfs(ctx: InitContext) -> None:
@@ -158,13 +146,17 @@ def prepare_process(ctx: InitContext) -> tuple[dict, str]:
 
 def drop_privileges(ctx: InitContext) -> None:
     proc, sc = ctx.spec.process, syscall.get()
+    # Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: load it while we
+    # still have it (runc's order). With no_new_privs, load it as late as possible.
+    if ctx.seccomp is not None and not proc.no_new_privileges:
+        ctx.seccomp.load()
     process.drop_bounding_set(proc, log.warn)
     process.set_user(proc, allow_setgroups=not ctx.in_userns or _setgroups_allowed())
     process.apply_caps(proc, log.warn, log.debug)
     if proc.no_new_privileges:
         sc.set_no_new_privs()
-    if ctx.spec.linux.seccomp:
-        seccomp.load(ctx.spec.linux.seccomp, proc.no_new_privileges)
+        if ctx.seccomp is not None:
+            ctx.seccomp.load()
 
 
 def _setgroups_allowed() -> bool:
