@@ -60,7 +60,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
         ctx = InitContext(spec=spec, rootfs=rootfs, chan=child, start_sock=start_sock,
                           console_sock=console_sock, preserve_fds=opts.preserve_fds,
                           no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
-                          cgroup_paths=mgr.paths(), seccomp=seccomp_filter)
+                          cgroup=mgr, seccomp=seccomp_filter)
         pid = os.fork()
         if pid == 0:
             # The flock belongs to this `hawser create`: were init to keep a copy of the locked
@@ -73,7 +73,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
         if console_sock is not None:
             console_sock.close()
         try:
-            run_init(c, spec, mgr, parent, pid, cleanup)
+            run_init(c, spec, parent, pid, cleanup)
         finally:
             parent.close()
         if opts.pid_file:
@@ -107,11 +107,9 @@ class Cleanup:
         state.remove(self.c)
 
 
-def run_init(c, spec, mgr, chan: Channel, pid: int, cleanup: Cleanup) -> None:
+def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
     """Drive the intermediate and init through the create sequence (see runtime.init.container)."""
     try:
-        mgr.apply(pid)
-        chan.send("go")
         msg = chan.recv()
         if msg["kind"] == "idmap":
             write_id_maps(pid, spec.linux)

@@ -226,6 +226,10 @@ class Manager:
                 raise HawserError(f"cannot move process {pid} into cgroup {d}: {e.strerror}") \
                     from None
 
+    def apply_self(self) -> None:
+        """Move the calling (single-threaded) process in; see V1Manager for why this exists."""
+        self.apply(os.getpid())
+
     # -- create / destroy helpers --
     def _refuse_busy(self) -> None:
         # runc refuses a cgroup that already has processes: they would share our limits and be

@@ -48,6 +48,18 @@ class V1Manager(Manager):
     _main_keys = ("freezer", "devices", "pids", "memory", "cpu")
 
     # ---- lifecycle -----------------------------------------------------------------------------
+
+    def apply_self(self) -> None:
+        """Writing our pid to cgroup.procs takes the kernel's global threadgroup lock, whose
+        write side waits for an RCU grace period (5-17 ms here, most of a container start).
+        Writing "0" to `tasks` moves just the calling thread and skips that lock; the caller is
+        single-threaded, so that is the whole process."""
+        for d in self.dirs():
+            try:
+                write_raw(d + "/tasks", "0")
+            except OSError as e:
+                raise HawserError(f"cannot move process {os.getpid()} into cgroup {d}: "
+                                  f"{e.strerror}") from None
     def validate(self, res: dict | None) -> None:
         check(res, v2=False)
         missing = sorted(c for c in requested(res) if c not in self._paths)

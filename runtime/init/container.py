@@ -2,7 +2,7 @@
 program. Each step is a named function; the order follows runc's standard_init_linux.go.
 
     intermediate (child of `hawser create`)      init (PID 1 of the new pid namespace)
-      non-dumpable, wait to be in the cgroup       new session
+      non-dumpable, join the cgroup                new session
       join namespaces by path                      rootfs: propagation, bind, mounts, /dev
       unshare (user first: parent writes maps)     parent runs prestart+createRuntime hooks
       fork init, report its pid, exit              createContainer hooks, pivot_root
@@ -32,7 +32,7 @@ SIGPIPE, SIGXFSZ = 13, 25
 class InitContext:
     """Everything init needs, handed over by fork: no serialisation of the spec."""
     __slots__ = ("spec", "rootfs", "chan", "start_sock", "console_sock", "preserve_fds",
-                 "no_pivot", "no_new_keyring", "cgroup_paths", "in_userns", "hook_state", "seccomp")
+                 "no_pivot", "no_new_keyring", "cgroup", "in_userns", "hook_state", "seccomp")
 
     def __init__(self, **kw):
         self.in_userns = False
@@ -46,7 +46,7 @@ def intermediate(ctx: InitContext) -> None:
     """Never returns: exits once init's pid is reported (or an error is)."""
     try:
         syscall.get().set_dumpable(False)  # before any namespace of the container is joined
-        ctx.chan.expect("go")              # the parent has put us in the container's cgroup
+        ctx.cgroup.apply_self()            # init and all it starts inherit the cgroup
         join_namespaces(ctx.spec.linux)
         flags = create_namespaces(ctx.spec.linux, ctx.chan)
         ctx.in_userns = bool(flags & CLONE_NEWUSER) or bool(ctx.spec.linux.namespace("user"))
@@ -90,7 +90,7 @@ def prepare_rootfs(ctx: InitContext) -> None:
     rootfs.bind_rootfs(ctx.rootfs)
     rootfd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        dev_bound = rootfs.mount_all(spec, rootfd, ctx.cgroup_paths)
+        dev_bound = rootfs.mount_all(spec, rootfd, ctx.cgroup.paths())
         if not dev_bound:
             rootfs.setup_dev(spec, rootfd, ctx.in_userns)
         # prestart and createRuntime hooks run in the runtime's namespaces, by the parent.
