@@ -575,9 +575,7 @@ def plain_run_works(make_bundle, hawser):
 
 CONTAINER_CASES = [
     pytest.param(True, "deny-mkdir", id="noNewPrivileges"),
-    pytest.param(False, "deny-mkdir", id="privileged-load", marks=pytest.mark.xfail(
-        reason="needs the init to load seccomp before dropping capabilities when "
-               "noNewPrivileges is false (loading then requires CAP_SYS_ADMIN)", strict=False)),
+    pytest.param(False, "deny-mkdir", id="privileged-load"),
     pytest.param(True, "podman-default", id="podman-default-profile", marks=pytest.mark.skipif(
         not PODMAN_PROFILE.exists(), reason=f"{PODMAN_PROFILE} is not installed")),
 ]
