@@ -1,8 +1,6 @@
 """Reading an OCI bundle: config.json validated (cached by digest), parsed into runtime.spec.Spec,
 and the checks the schema cannot make (rootfs, namespaces the config implies). args[0] is
 looked up by the container's init, after its mounts, as runc does."""
-from __future__ import annotations
-
 import os
 
 from runtime.errors import HawserError

@@ -4,12 +4,10 @@ Parsed by hand (argparse imports re and gettext: ~5 ms per call). Flags follow G
 as runc's do: `-flag`, `--flag`, `--flag=value`, `--flag value`, and parsing stops at the first
 positional argument.
 """
-from __future__ import annotations
-
 import os
 import sys
 
-from runtime import VERSION, OCI_VERSION, log
+from runtime import VERSION, OCI_VERSION
 from runtime.errors import HawserError
 
 USAGE = """usage: hawser [global options] command [command options] [arguments...]
@@ -105,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         fmt = gopts.get("log_format", "text")
         if fmt not in ("text", "json"):
             raise UsageError(f"invalid --log-format {fmt!r}: use text or json")
-        log.configure(gopts.get("log"), fmt, gopts.get("debug", False))
+        if gopts.get("log") or fmt != "text" or gopts.get("debug"):
+            # Only then: a `state` that succeeds never needs the log module.
+            from runtime import log
+            log.configure(gopts.get("log"), fmt, gopts.get("debug", False))
     except HawserError as e:
         sys.stderr.write(f"hawser: {e}\n")
         return 1
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise HawserError("--systemd-cgroup is not supported: hawser manages cgroupfs directly")
         return dispatch(rest[0], rest[1:], gopts.get("root") or "/run/hawser")
     except HawserError as e:
+        from runtime import log
         log.error(str(e))
         return 1
     except KeyboardInterrupt:
@@ -176,8 +178,9 @@ def cmd_start(root, opts, pos) -> int:
 
 
 def cmd_state(root, opts, pos) -> int:
-    from runtime.query import state_json
-    sys.stdout.write(state_json(root, pos[0]) + "\n")
+    from runtime import jsonlite, state
+    c = state.load(root, pos[0], lock=False)
+    sys.stdout.write(jsonlite.dumps(c.oci_state(), indent="  ") + "\n")
     return 0
 
 

@@ -1,8 +1,6 @@
 """`hawser create`: validate the bundle, claim the id, make the cgroup, fork the container's init and
 see it through namespaces, mounts and hooks to the point where it waits for `start`.
 On any failure everything made so far is undone: init killed, cgroup and state dir removed."""
-from __future__ import annotations
-
 import _socket
 import os
 import time

@@ -1,7 +1,5 @@
 """`hawser delete`: remove a stopped (or, with --force, any) container: processes, cgroup, state,
 then the poststop hooks."""
-from __future__ import annotations
-
 import time
 
 from runtime import cgroups, log, state

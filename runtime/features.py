@@ -1,7 +1,5 @@
 """`hawser features`: what this runtime recognises (runtime-spec features.md), not what the host
 has. Listed from the same tables the runtime uses, so it cannot claim more than is implemented."""
-from __future__ import annotations
-
 from runtime import OCI_VERSION, VERSION, jsonlite
 from runtime.spec import HOOK_KINDS
 from runtime.init.mounts import FLAGS, PROPAGATION, RECURSIVE

@@ -2,8 +2,6 @@
 
 Spawned with fork/execve rather than subprocess (which imports selectors, signal, threading...).
 """
-from __future__ import annotations
-
 import os
 import select
 import time

@@ -1,6 +1,4 @@
 """`hawser kill`: signal the container's init, or with --all every process in its cgroup."""
-from __future__ import annotations
-
 import os
 
 from runtime import cgroups, state

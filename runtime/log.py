@@ -1,7 +1,5 @@
 """--log / --log-format: runc-style log lines. containerd and podman read the `msg` of the last
 `{"level":"error"}` line of this file when a call fails, so errors always go there too."""
-from __future__ import annotations
-
 import os
 import time
 

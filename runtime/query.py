@@ -1,14 +1,7 @@
-"""`hawser state` and `hawser list`."""
-from __future__ import annotations
-
+"""`hawser list`."""
 import os
 
 from runtime import jsonlite, state
-
-
-def state_json(root: str, cid: str) -> str:
-    c = state.load(root, cid, lock=False)
-    return jsonlite.dumps(c.oci_state(), indent="  ")
 
 
 def list_containers(root: str, fmt: str, quiet: bool) -> str:

@@ -1,7 +1,5 @@
 """`hawser run`: create + start, then (unless --detach) wait for the container's init as its
 subreaper, forwarding signals to it, and delete the container; the exit code is the container's."""
-from __future__ import annotations
-
 import os
 
 from runtime import syscall

@@ -24,8 +24,6 @@ loaded before the capabilities are dropped and the user switched (see load()).
 The library is loaded at import time: the container's init imports this module before pivot_root,
 after which nothing can be opened from the host. Hot path: no re/enum/json/typing imports here.
 """
-from __future__ import annotations
-
 import ctypes
 import os
 

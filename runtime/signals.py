@@ -1,6 +1,4 @@
 """Signal names and numbers (Linux), without importing the `signal` module (it imports enum)."""
-from __future__ import annotations
-
 from runtime.errors import HawserError
 
 SIGNALS = {

@@ -4,8 +4,6 @@ Plain classes with __slots__ rather than dataclasses: `import dataclasses` costs
 than the rest of a `hawser state` call. The schema has already checked types, so parsing only
 fills in the spec's defaults.
 """
-from __future__ import annotations
-
 from runtime.syscall.consts import NAMESPACES
 
 

@@ -1,7 +1,5 @@
 """`hawser spec`: the default config.json, the same as `runc spec` (and its --rootless variant)
 apart from the hostname, ociVersion and a cgroup namespace of the container's own."""
-from __future__ import annotations
-
 import os
 
 from runtime import OCI_VERSION, jsonlite

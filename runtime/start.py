@@ -1,6 +1,4 @@
 """`hawser start`: tell the waiting init to exec the user's program, then run poststart hooks."""
-from __future__ import annotations
-
 import _socket
 import os
 

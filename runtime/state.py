@@ -6,11 +6,7 @@ create, so a recycled pid is not mistaken for the container); `paused` while its
 `created` while init still waits for `start` (its start.sock exists); else `running`.
 Every operation on an id holds an exclusive flock on the container's directory.
 """
-from __future__ import annotations
-
-import fcntl
 import os
-import time
 
 from runtime import jsonlite
 from runtime.errors import HawserError, NotExist
@@ -28,17 +24,31 @@ def check_id(cid: str) -> None:
 
 
 def rfc3339(ns: int) -> str:
+    import time
     sec, frac = divmod(ns, 1_000_000_000)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
     frac_s = f"{frac:09d}".rstrip("0")
     return f"{base}.{frac_s}Z" if frac_s else f"{base}Z"
 
 
+def read_bytes(path: str) -> bytes:
+    """os.open/os.read: open() adds an fstat, an lseek and an ioctl, each ~15 us on this VM."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            data = os.read(fd, 65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+    finally:
+        os.close(fd)
+
+
 def proc_start_time(pid: int) -> int | None:
     """Start time of a live (non-zombie) process, or None if there is none."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+        stat = read_bytes(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2:].split()
@@ -68,6 +78,7 @@ class Container:
         os.rename(tmp, f"{self.dir}/{STATE_FILE}")
 
     def lock(self) -> "Container":
+        import fcntl
         fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd = fd
@@ -105,8 +116,7 @@ class Container:
         else:
             return False
         try:
-            with open(path, "rb") as f:
-                return f.read().strip() == want
+            return read_bytes(path).strip() == want
         except OSError:
             return False
 
@@ -158,8 +168,7 @@ def load(root: str, cid: str, lock: bool = True) -> Container:
     try:
         if lock:
             c.lock()
-        with open(f"{c.dir}/{STATE_FILE}", "rb") as f:
-            c.data = jsonlite.loads(f.read())
+        c.data = jsonlite.loads(read_bytes(f"{c.dir}/{STATE_FILE}"))
     except FileNotFoundError:
         c.unlock()
         raise NotExist(cid) from None

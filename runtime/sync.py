@@ -1,8 +1,6 @@
 """Parent <-> container-init messages over a SOCK_SEQPACKET socketpair: one JSON object per packet,
 so no framing is needed and a dead peer reads as EOF. `_socket` is used directly because the
 `socket` module imports enum (~4 ms)."""
-from __future__ import annotations
-
 import _socket
 
 from runtime import jsonlite

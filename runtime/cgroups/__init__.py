@@ -20,8 +20,6 @@ OOM events: oom_event_fd() returns a non-blocking fd that becomes readable when 
 happened (v1: eventfd registered on memory.oom_control; v2: inotify on memory.events). Drain it
 with os.read(fd, 4096) and compare oom_kill_count() with the previous value.
 """
-from __future__ import annotations
-
 import os
 
 from runtime.errors import HawserError

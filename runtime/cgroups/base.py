@@ -3,8 +3,6 @@
 
 Hot path: imported by every `hawser create/delete/kill`: only os, errno, time and project modules.
 """
-from __future__ import annotations
-
 import errno
 import os
 import time

@@ -8,8 +8,6 @@ type/major/minor, whose access bits merge and subtract) lets us
     which hawser does not have yet.
 A state is (default_allow: bool, {(type, major, minor): access}) with major/minor -1 for "*".
 """
-from __future__ import annotations
-
 from runtime.errors import HawserError
 
 from runtime.cgroups.base import P

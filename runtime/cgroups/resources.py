@@ -2,8 +2,6 @@
 field (`linux.resources.memory.limit: -5 is invalid (...)`), so a bad config fails before a cgroup
 exists. Zero means "unset" for the numeric limits, as in runc.
 """
-from __future__ import annotations
-
 from runtime.errors import HawserError
 
 from runtime.cgroups import devices

@@ -2,8 +2,6 @@
 controller name as runc does ("cpu" and "cpuacct" share a dir when co-mounted; "name=systemd" is
 joined but never configured). Writes follow runc's fs driver where order matters.
 """
-from __future__ import annotations
-
 import errno
 import os
 import time

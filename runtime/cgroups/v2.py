@@ -6,8 +6,6 @@ Not done here: device rules. v2 enforces them only through an eBPF program attac
 cgroup, which hawser does not build yet, so set() refuses rules that would deny anything (the
 default with no program is allow-all); rules that leave everything allowed are accepted.
 """
-from __future__ import annotations
-
 import errno
 import os
 import time

@@ -1,8 +1,6 @@
 """`terminal: true`: a pty from the container's own devpts, its master sent over --console-socket
 (SCM_RIGHTS, with the pty's name as the message, as runc does), its slave the process's stdio and
 controlling terminal."""
-from __future__ import annotations
-
 import _socket
 import fcntl
 import os

@@ -12,8 +12,6 @@ program. Each step is a named function; the order follows runc's standard_init_l
                                                    seccomp, close fds, "ready", wait for start
                                                    startContainer hooks, execve
 """
-from __future__ import annotations
-
 import _signal
 import _socket
 import os

@@ -1,6 +1,4 @@
 """/dev inside the container: the default devices, linux.devices, and the standard symlinks."""
-from __future__ import annotations
-
 import os
 
 from runtime import syscall

@@ -1,6 +1,4 @@
 """config.json `mounts`: option parsing and mounting each entry at a target resolved in the rootfs."""
-from __future__ import annotations
-
 import os
 
 from runtime import syscall

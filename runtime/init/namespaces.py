@@ -3,8 +3,6 @@
 Runs in a freshly forked, single-threaded process (setns/unshare of a user namespace refuses
 threaded callers). New pid and time namespaces apply to children only, hence the second fork.
 """
-from __future__ import annotations
-
 import os
 
 from runtime import syscall

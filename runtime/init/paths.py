@@ -4,8 +4,6 @@ openat2(RESOLVE_IN_ROOT) makes the kernel treat the rootfs fd as "/" for every c
 absolute symlink; missing directories are created one component at a time under an fd, never by
 path string. Mounts then target /proc/self/fd/N, the very inode that was resolved.
 """
-from __future__ import annotations
-
 import os
 
 from runtime import syscall

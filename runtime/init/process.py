@@ -1,6 +1,4 @@
 """The container process's identity: rlimits, user and groups, capabilities, and its executable."""
-from __future__ import annotations
-
 import os
 import resource  # imported here: nothing can be imported once the root has been pivoted
 

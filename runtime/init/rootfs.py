@@ -1,6 +1,4 @@
 """The container's root filesystem: mounts, /dev, pivot_root, masked and read-only paths."""
-from __future__ import annotations
-
 import os
 
 from runtime import syscall

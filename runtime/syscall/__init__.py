@@ -1,6 +1,4 @@
 """The syscall layer: one LinuxSyscalls instance for the process, or a fake installed by tests."""
-from __future__ import annotations
-
 _current = None
 
 

@@ -1,7 +1,5 @@
 """A recording test double for LinuxSyscalls: every call is appended to `calls` as a tuple
 (name, *args); `fail` maps a call name to an errno the next such call raises."""
-from __future__ import annotations
-
 import os
 
 

@@ -4,8 +4,6 @@ Every wrapper raises OSError(errno, message naming the call) on failure. Numbers
 architecture come from _NR; the newer calls (openat2, close_range, mount_setattr) share one number
 on every architecture.
 """
-from __future__ import annotations
-
 import ctypes
 import os
 
