@@ -19,7 +19,7 @@ SIGKILL = 9
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds")
+                 "preserve_fds", "own_console")
 
     def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False,
                  no_new_keyring=False, preserve_fds=0):
@@ -29,6 +29,9 @@ class CreateOptions:
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
+        # `run` in the foreground with a terminal and no --console-socket: the pty master comes
+        # back to us (as with runc) on c.console.
+        self.own_console = False
 
 
 def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
@@ -52,7 +55,11 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
                   "newPidNs": spec.linux.namespace("pid") is not None
                   and not spec.linux.namespace("pid").path}
         start_sock = listen_start_socket(c.dir)
-        console_sock = connect_console(opts.console_socket) if opts.console_socket else None
+        console_sock = None
+        if opts.console_socket:
+            console_sock = connect_console(opts.console_socket)
+        elif spec.process.terminal:
+            c.console, console_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         seccomp_filter = prepare_seccomp(spec, root)
         parent, child = Channel.pair()
         ctx = InitContext(spec=spec, rootfs=rootfs, chan=child, start_sock=start_sock,
@@ -146,7 +153,7 @@ def prepare_seccomp(spec, root: str):
 def check_terminal(spec, opts: CreateOptions) -> None:
     if spec.process is None:
         raise HawserError("config.json: 'process' is required to create a container")
-    if spec.process.terminal and not opts.console_socket:
+    if spec.process.terminal and not opts.console_socket and not opts.own_console:
         raise HawserError("process.terminal is true: --console-socket is required")
     if opts.console_socket and not spec.process.terminal:
         raise HawserError("--console-socket given but process.terminal is false")

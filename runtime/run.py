@@ -14,6 +14,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool) -> int:
     if not detach:
         # The init is our grandchild: as subreaper we inherit it when the intermediate exits.
         syscall.get().set_child_subreaper()
+        opts.own_console = True
     c = create(root, cid, opts)
     try:
         start_container(c)
@@ -24,7 +25,11 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool) -> int:
         c.unlock()
         return 0
     c.unlock()
-    code = wait_init(c.pid)
+    if c.console is not None:
+        from runtime.relay import relay_console
+        code = relay_console(c.console, c.pid, wait_init)
+    else:
+        code = wait_init(c.pid)
     c.lock()
     delete_container(c, force=True)
     return code

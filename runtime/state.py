@@ -66,6 +66,7 @@ class Container:
         self.dir = f"{root}/{cid}"
         self.data: dict = data or {}
         self._lock_fd: int | None = None
+        self.console = None  # `run`'s end of the console socket, when it relays the pty itself
 
     # persistence
     def save(self) -> None:
