@@ -23,6 +23,12 @@ commands:
   kill       send a signal to the container's init process (default SIGTERM)
   delete     delete a container and the resources it holds
   list       list containers started by hawser with the given root
+  exec       execute a new process inside the container
+  ps         list the processes running inside a container
+  pause      suspend all processes inside the container
+  resume     resume all processes paused by pause
+  update     update the resource limits of a container
+  events     display container events (stats, oom)
   features   show the enabled features
 
 global options:
@@ -55,6 +61,29 @@ COMMANDS = {
     "list": ({"format": ("value", "format"), "f": ("value", "format"),
               "quiet": ("bool", "quiet"), "q": ("bool", "quiet")}, 0, 0),
     "features": ({}, 0, 0),
+    "exec": ({"process": ("value", "process_file"), "p": ("value", "process_file"),
+              "tty": ("bool", "tty"), "t": ("bool", "tty"),
+              "console-socket": ("value", "console_socket"),
+              "detach": ("bool", "detach"), "d": ("bool", "detach"),
+              "pid-file": ("value", "pid_file"),
+              "env": ("multi", "env"), "e": ("multi", "env"),
+              "cwd": ("value", "cwd"), "user": ("value", "user"), "u": ("value", "user"),
+              "additional-gids": ("multi", "additional_gids"), "g": ("multi", "additional_gids"),
+              "cap": ("multi", "caps"), "c": ("multi", "caps"),
+              "no-new-privs": ("bool", "no_new_privs"),
+              "preserve-fds": ("value", "preserve_fds"),
+              "process-label": ("value", "process_label"), "apparmor": ("value", "apparmor"),
+              "ignore-paused": ("bool", "ignore_paused")}, 1, None),
+    "ps": ({"format": ("value", "format"), "f": ("value", "format")}, 1, None),
+    "pause": ({}, 1, 1),
+    "resume": ({}, 1, 1),
+    "update": ({"resources": ("value", "resources"), "r": ("value", "resources"),
+                **{name: ("value", "flag:" + name) for name in (
+                    "memory", "memory-reservation", "memory-swap", "kernel-memory",
+                    "kernel-memory-tcp", "cpu-shares", "cpu-share", "cpu-quota", "cpu-period",
+                    "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems",
+                    "pids-limit", "blkio-weight", "l3-cache-schema", "mem-bw-schema")}}, 1, 1),
+    "events": ({"stats": ("bool", "stats"), "interval": ("value", "interval")}, 1, 1),
 }
 GLOBAL = {
     "root": ("value", "root"), "log": ("value", "log"), "log-format": ("value", "log_format"),
@@ -83,7 +112,14 @@ def parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[st
         if name not in table:
             raise UsageError(f"{where}: flag provided but not defined: -{name}")
         kind, dest = table[name]
-        if kind == "bool":
+        if kind == "multi":
+            if not eq:
+                i += 1
+                if i >= len(args):
+                    raise UsageError(f"{where}: flag needs an argument: -{name}")
+                value = args[i]
+            opts.setdefault(dest, []).append(value)
+        elif kind == "bool":
             opts[dest] = value.lower() not in ("false", "0") if eq else True
         else:
             if not eq:
@@ -136,8 +172,9 @@ def dispatch(cmd: str, args: list[str], root: str) -> int:
         return 0
     table, least, most = COMMANDS[cmd]
     opts, pos = parse_flags(args, table, cmd)
-    if not least <= len(pos) <= most:
-        want = least if least == most else f"{least} to {most}"
+    if len(pos) < least or (most is not None and len(pos) > most):
+        want = least if least == most else (f"at least {least}" if most is None
+                                            else f"{least} to {most}")
         raise UsageError(f'"{cmd}" requires {want} argument(s), got {len(pos)}')
     root = os.path.abspath(root)
     return globals()["cmd_" + cmd](root, opts, pos)
@@ -210,6 +247,63 @@ def cmd_list(root, opts, pos) -> int:
 def cmd_features(root, opts, pos) -> int:
     from runtime.features import features_json
     sys.stdout.write(features_json() + "\n")
+    return 0
+
+
+def cmd_exec(root, opts, pos) -> int:
+    from runtime.exec import ExecOptions, exec_in
+    fds = opts.get("preserve_fds", "0")
+    if not fds.isdigit():
+        raise UsageError(f"--preserve-fds: {fds!r} is not a number")
+    if opts.get("apparmor") or opts.get("process_label"):
+        raise HawserError("--apparmor/--process-label: AppArmor and SELinux are not supported")
+    eo = ExecOptions(process_file=opts.get("process_file"), args=pos[1:],
+                     tty=opts.get("tty", False), console_socket=opts.get("console_socket"),
+                     detach=opts.get("detach", False), pid_file=opts.get("pid_file"),
+                     env=opts.get("env"), cwd=opts.get("cwd"), user=opts.get("user"),
+                     additional_gids=opts.get("additional_gids"), caps=opts.get("caps"),
+                     no_new_privs=opts.get("no_new_privs", False), preserve_fds=int(fds))
+    return exec_in(root, pos[0], eo)
+
+
+def cmd_ps(root, opts, pos) -> int:
+    from runtime.ps import ps
+    fmt = opts.get("format", "table")
+    if fmt not in ("table", "json"):
+        raise UsageError(f"invalid --format {fmt!r}: use table or json")
+    sys.stdout.write(ps(root, pos[0], fmt, pos[1:]))
+    return 0
+
+
+def cmd_pause(root, opts, pos) -> int:
+    from runtime.pause import pause
+    pause(root, pos[0])
+    return 0
+
+
+def cmd_resume(root, opts, pos) -> int:
+    from runtime.pause import resume
+    resume(root, pos[0])
+    return 0
+
+
+def cmd_update(root, opts, pos) -> int:
+    from runtime.update import read_resources, resources_from_flags, update
+    flags = {k[5:]: v for k, v in opts.items() if k.startswith("flag:")}
+    for unsupported in ("l3-cache-schema", "mem-bw-schema"):
+        if unsupported in flags:
+            raise HawserError(f"--{unsupported}: Intel RDT is not supported")
+    if opts.get("resources") and flags:
+        raise UsageError("update: give either -r/--resources or resource flags, not both")
+    resources = read_resources(opts["resources"]) if opts.get("resources") \
+        else resources_from_flags(flags)
+    update(root, pos[0], resources)
+    return 0
+
+
+def cmd_events(root, opts, pos) -> int:
+    from runtime.events import events, parse_duration
+    events(root, pos[0], opts.get("stats", False), parse_duration(opts.get("interval", "5s")))
     return 0
 
 

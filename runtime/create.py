@@ -52,15 +52,17 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
                   "rootfs": rootfs, "created": state.rfc3339(time.time_ns()),
                   "annotations": spec.annotations, "cgroup": mgr.to_dict(),
                   "hooks": {k: spec.raw.get("hooks", {}).get(k, []) for k in ("poststart", "poststop")},
-                  "newPidNs": spec.linux.namespace("pid") is not None
-                  and not spec.linux.namespace("pid").path}
+                  # what exec needs: the process to default to, the namespaces to join
+                  "process": spec.raw.get("process"), "seccomp": spec.linux.seccomp,
+                  "namespaces": [ns.type for ns in spec.linux.namespaces]}
         start_sock = listen_start_socket(c.dir)
         console_sock = None
         if opts.console_socket:
             console_sock = connect_console(opts.console_socket)
         elif spec.process.terminal:
             c.console, console_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
-        seccomp_filter = prepare_seccomp(spec, root)
+        seccomp_filter = prepare_seccomp_profile(spec.linux.seccomp,
+                                                 spec.process.no_new_privileges, root)
         parent, child = Channel.pair()
         ctx = InitContext(spec=spec, rootfs=rootfs, chan=child, start_sock=start_sock,
                           console_sock=console_sock, preserve_fds=opts.preserve_fds,
@@ -140,14 +142,13 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
         raise HawserError("container init exited during create") from None
 
 
-def prepare_seccomp(spec, root: str):
+def prepare_seccomp_profile(profile, no_new_privileges: bool, root: str):
     """Build the seccomp filter before forking: a bad profile fails here, with nothing started,
-    and init only has to load it (the BPF is cached by profile digest under the root)."""
-    if not spec.linux.seccomp:
+    and the child only has to load it (the BPF is cached by profile digest under the root)."""
+    if not profile:
         return None
     from runtime import seccomp
-    return seccomp.prepare(spec.linux.seccomp, spec.process.no_new_privileges,
-                           cache_dir=f"{root}/.seccomp")
+    return seccomp.prepare(profile, no_new_privileges, cache_dir=f"{root}/.seccomp")
 
 
 def check_terminal(spec, opts: CreateOptions) -> None:

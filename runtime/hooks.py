@@ -31,7 +31,7 @@ def run_hook(kind: str, index: int, hook: Hook, state: dict) -> None:
     os.close(stdin_r)
     os.close(err_w)
     try:
-        os.write(stdin_w, jsonlite.dumps(state).encode())
+        os.write(stdin_w, jsonlite.compact(state).encode())
     except BrokenPipeError:
         pass  # a hook need not read its stdin
     os.close(stdin_w)

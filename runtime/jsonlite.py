@@ -233,3 +233,8 @@ def _pretty(o, level, out, ind, item_sep, key_sep, enc_str, sort_keys, skipkeys,
 
 def dump(obj, fp, **kw):
     fp.write(dumps(obj, **kw))
+
+
+def compact(obj):
+    """One line without spaces, as Go's json.Marshal writes it (runc's events, ps, log lines)."""
+    return dumps(obj, separators=(",", ":"))

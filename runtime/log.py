@@ -27,7 +27,7 @@ def _now() -> str:
 
 def _emit(level: str, msg: str) -> None:
     if _json:
-        line = jsonlite.dumps({"level": level, "msg": msg, "time": _now()})
+        line = jsonlite.compact({"level": level, "msg": msg, "time": _now()})
     else:
         line = f'time="{_now()}" level={level} msg="{msg}"'
     try:

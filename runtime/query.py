@@ -14,7 +14,7 @@ def list_containers(root: str, fmt: str, quiet: bool) -> str:
     if quiet:
         return "".join(e["id"] + "\n" for e in entries)
     if fmt == "json":
-        return jsonlite.dumps(entries) + "\n"
+        return jsonlite.compact(entries) + "\n"
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     for e in entries:
         rows.append((e["id"], str(e["pid"]), e["status"], e["bundle"], e["created"],

@@ -73,7 +73,7 @@ class Container:
         tmp = f"{self.dir}/.{STATE_FILE}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, jsonlite.dumps(self.data).encode())
+            os.write(fd, jsonlite.compact(self.data).encode())
         finally:
             os.close(fd)
         os.rename(tmp, f"{self.dir}/{STATE_FILE}")

@@ -20,7 +20,7 @@ class Channel:
 
     def send(self, kind: str, **fields) -> None:
         fields["kind"] = kind
-        self.sock.send(jsonlite.dumps(fields).encode())
+        self.sock.send(jsonlite.compact(fields).encode())
 
     def recv(self) -> dict:
         data = self.sock.recv(MAX_MESSAGE)

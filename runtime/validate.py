@@ -170,3 +170,22 @@ def format_error(label, err):
     if err.validator != "type" and isinstance(err.schema, dict) and "errorMessage" in err.schema:
         msg = err.schema["errorMessage"].format(err.instance)
     return f"{label}: {where}: {msg}" if where else f"{label}: {msg}"
+
+
+def validate_process(raw, label="process.json"):
+    """An `exec --process` file: a runtime-spec Process object, checked by the config schema
+    (as the `process` of a minimal config) and reported under its own label."""
+    try:
+        doc = jsonlite.loads(raw, parse_constant=_no_constant)
+    except ValueError as err:
+        raise HawserError(f"{label}: invalid JSON: {err}") from None
+    try:
+        _check({"ociVersion": "1.3.0", "process": doc}, "config-schema.json", "config.json")
+    except HawserError as err:
+        text = str(err)
+        for prefix in ("config.json: process.", "config.json: process: "):
+            if text.startswith(prefix):
+                text = f"{label}: " + text[len(prefix):]
+                break
+        raise HawserError(text) from None
+    return doc
