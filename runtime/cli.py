@@ -98,9 +98,19 @@ class UsageError(HawserError):
     pass
 
 
+def _go_bool(value: str, name: str) -> bool:
+    """strconv.ParseBool, as Go's flag package reads `--flag=value`."""
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise UsageError(f'invalid boolean value "{value}" for -{name}')
+
+
 def parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[str]]:
     """Flags until the first positional argument (or `--`); returns (flags, the rest)."""
     opts: dict = {}
+    where = f"{where}: " if where else ""
     i = 0
     while i < len(args):
         arg = args[i]
@@ -110,22 +120,22 @@ def parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[st
             break
         name, eq, value = arg.lstrip("-").partition("=")
         if name not in table:
-            raise UsageError(f"{where}: flag provided but not defined: -{name}")
+            raise UsageError(f"{where}flag provided but not defined: -{name}")
         kind, dest = table[name]
         if kind == "multi":
             if not eq:
                 i += 1
                 if i >= len(args):
-                    raise UsageError(f"{where}: flag needs an argument: -{name}")
+                    raise UsageError(f"{where}flag needs an argument: -{name}")
                 value = args[i]
             opts.setdefault(dest, []).append(value)
         elif kind == "bool":
-            opts[dest] = value.lower() not in ("false", "0") if eq else True
+            opts[dest] = _go_bool(value, name) if eq else True
         else:
             if not eq:
                 i += 1
                 if i >= len(args):
-                    raise UsageError(f"{where}: flag needs an argument: -{name}")
+                    raise UsageError(f"{where}flag needs an argument: -{name}")
                 value = args[i]
             opts[dest] = value
         i += 1
@@ -135,7 +145,7 @@ def parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[st
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        gopts, rest = parse_flags(argv, GLOBAL, "hawser")
+        gopts, rest = parse_flags(argv, GLOBAL, "")
         fmt = gopts.get("log_format", "text")
         if fmt not in ("text", "json"):
             raise UsageError(f"invalid --log-format {fmt!r}: use text or json")
@@ -183,7 +193,7 @@ def dispatch(cmd: str, args: list[str], root: str) -> int:
 def _create_options(opts: dict):
     from runtime.create import CreateOptions
     fds = opts.get("preserve_fds", "0")
-    if not fds.isdigit():
+    if not (fds.isascii() and fds.isdigit()):
         raise UsageError(f"--preserve-fds: {fds!r} is not a number")
     return CreateOptions(bundle=opts.get("bundle") or ".", pid_file=opts.get("pid_file"),
                          console_socket=opts.get("console_socket"),
@@ -253,7 +263,7 @@ def cmd_features(root, opts, pos) -> int:
 def cmd_exec(root, opts, pos) -> int:
     from runtime.exec import ExecOptions, exec_in
     fds = opts.get("preserve_fds", "0")
-    if not fds.isdigit():
+    if not (fds.isascii() and fds.isdigit()):
         raise UsageError(f"--preserve-fds: {fds!r} is not a number")
     if opts.get("apparmor") or opts.get("process_label"):
         raise HawserError("--apparmor/--process-label: AppArmor and SELinux are not supported")

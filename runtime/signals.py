@@ -13,7 +13,7 @@ SIGRTMIN, SIGRTMAX = 34, 64
 
 def parse_signal(text: str) -> int:
     """`9`, `KILL`, `SIGKILL`, `sigkill`, `RTMIN+3` -> number; HawserError for anything else."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         num = int(text)
         if 1 <= num <= SIGRTMAX:
             return num
@@ -26,7 +26,7 @@ def parse_signal(text: str) -> int:
     for base, num, sign in (("RTMIN", SIGRTMIN, 1), ("RTMAX", SIGRTMAX, -1)):
         if name == base:
             return num
-        if name.startswith(base + ("+" if sign > 0 else "-")) and name[6:].isdigit():
+        if name.startswith(base + ("+" if sign > 0 else "-")) and name[6:].isascii() and name[6:].isdigit():
             off = num + sign * int(name[6:])
             if SIGRTMIN <= off <= SIGRTMAX:
                 return off

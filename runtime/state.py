@@ -190,10 +190,14 @@ def remove(c: Container) -> None:
     """Remove the container's directory (state.json last, so a crash leaves a loadable record)."""
     for name in os.listdir(c.dir):
         if name != STATE_FILE:
+            path = f"{c.dir}/{name}"
             try:
-                os.unlink(f"{c.dir}/{name}")
-            except (FileNotFoundError, IsADirectoryError):
+                os.unlink(path)
+            except FileNotFoundError:
                 pass
+            except IsADirectoryError:
+                import shutil  # never on the hot path: hawser makes no directories here
+                shutil.rmtree(path, ignore_errors=True)
     try:
         os.unlink(f"{c.dir}/{STATE_FILE}")
     except FileNotFoundError:

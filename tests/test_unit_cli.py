@@ -78,16 +78,11 @@ def test_missing_value(args):
         parse_flags(args, TABLE, "create")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Go's strconv.ParseBool reads f/F as false and rejects "
-                   "anything but 1,t,T,TRUE,true,True,0,f,F,FALSE,false,False; hawser takes any "
-                   "value but false/0 as true")
 @pytest.mark.parametrize("value", ["f", "F"])
 def test_bool_flag_go_false_spellings(value):
     assert parse_flags([f"--detach={value}"], TABLE, "run")[0] == {"detach": False}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an invalid boolean value is an error in Go's flag "
-                   "package (`invalid boolean value \"maybe\" for -detach`)")
 def test_bool_flag_invalid_value():
     with pytest.raises(UsageError):
         parse_flags(["--detach=maybe"], TABLE, "run")
@@ -185,8 +180,6 @@ def test_unknown_global_flag(capfd):
     assert "flag provided but not defined: -bogus" in capfd.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: main() prefixes 'hawser: ' to a message parse_flags "
-                   "already prefixed with where='hawser' -> 'hawser: hawser: flag provided ...'")
 def test_unknown_global_flag_message_once(capfd):
     main(["--bogus"])
     assert capfd.readouterr().err == "hawser: flag provided but not defined: -bogus\n"
@@ -269,9 +262,6 @@ def test_unknown_signal(text):
         parse_signal(text)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="BUG: str.isdigit() accepts '²' which "
-                   "int() rejects: a ValueError (traceback) instead of HawserError; use isdecimal() "
-                   "or isascii() and isdigit()")
 @pytest.mark.parametrize("text", ["²", "RTMIN+²"])
 def test_signal_unicode_digits(text):
     with pytest.raises(HawserError):

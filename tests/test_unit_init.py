@@ -172,8 +172,6 @@ def test_plan_recursive_attrs():
     assert p.flags == 0 and p.data is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: rec attrs accumulate; runc lets the last of rro/rrw "
-                   "win (set and clear both hold MOUNT_ATTR_RDONLY, and the kernel applies set)")
 def test_plan_recursive_attr_last_one_wins():
     p = MountPlan(["rro", "rrw"], "w")
     assert p.rec_set & c.MOUNT_ATTR_RDONLY == 0
@@ -234,9 +232,6 @@ def test_open_in_root_missing_raises(real_syscalls, rootdir):
         paths.open_in_root(rfd, "/nope")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: ensure_in_root resolves each component with the "
-                   "*parent dir* as root, so an absolute symlink below the top level (Debian's "
-                   "/var/run -> /run) loops (ELOOP) or mkdir hits EEXIST")
 def test_ensure_in_root_nested_absolute_symlink(real_syscalls, rootdir):
     root, rfd = rootdir
     (root / "var").mkdir()
@@ -744,9 +739,6 @@ def test_create_namespaces_error(fake):
         namespaces.create_namespaces(_linux("pid", "mount"), FakeChannel(fake.calls))
 
 
-@pytest.mark.xfail(strict=True, raises=OSError, reason="BUG: unshare(CLONE_NEWUSER) (and the "
-                   "setresgid/setresuid after it) are outside the try: a bare OSError escapes, "
-                   "reported as 'container init: unshare: ...' without naming linux.namespaces")
 def test_create_user_namespace_error(fake):
     fake.fail["unshare"] = errno.EPERM
     with pytest.raises(HawserError, match=r"^linux.namespaces: "):

@@ -35,6 +35,12 @@ RECURSIVE = {
     "rnosuid": (c.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, c.MOUNT_ATTR_NOSUID),
     "rnodev": (c.MOUNT_ATTR_NODEV, 0), "rdev": (0, c.MOUNT_ATTR_NODEV),
     "rnoexec": (c.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, c.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (c.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, c.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (c.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, c.MOUNT_ATTR_NOSYMFOLLOW),
+    # the access-time mode is one field: set the mode, clearing the field
+    "rrelatime": (c.MOUNT_ATTR_RELATIME, c.MOUNT_ATTR__ATIME),
+    "rnoatime": (c.MOUNT_ATTR_NOATIME, c.MOUNT_ATTR__ATIME),
+    "rstrictatime": (c.MOUNT_ATTR_STRICTATIME, c.MOUNT_ATTR__ATIME),
 }
 IGNORED = {"tmpcopyup", "notmpcopyup", "copy-symlink"}
 # statvfs f_flag bits -> mount flags, to keep a mount's locked flags when remounting it
@@ -51,15 +57,16 @@ class MountPlan:
         self.propagation: list[int] = []
         data = []
         for opt in options:
-            if opt in FLAGS:
+            if opt in FLAGS:  # the last of two opposite options wins, as with runc
                 s, clr = FLAGS[opt]
-                self.flags = (self.flags | s) & ~clr
-                self.clear |= clr
+                self.flags = (self.flags & ~clr) | s
+                self.clear = (self.clear & ~s) | clr
             elif opt in PROPAGATION:
                 self.propagation.append(PROPAGATION[opt])
             elif opt in RECURSIVE:
                 s, clr = RECURSIVE[opt]
-                self.rec_set, self.rec_clr = self.rec_set | s, self.rec_clr | clr
+                self.rec_set = (self.rec_set & ~clr) | s
+                self.rec_clr = (self.rec_clr & ~s) | clr
             elif opt in ("idmap", "ridmap"):
                 raise HawserError(f"{where}: option {opt!r}: idmapped mounts are not supported")
             elif opt not in IGNORED:

@@ -91,11 +91,19 @@ def create_namespaces(linux: Linux, chan) -> int:
     sc = syscall.get()
     flags = new_namespace_flags(linux)
     if flags & CLONE_NEWUSER:
-        sc.unshare(CLONE_NEWUSER)
+        try:
+            sc.unshare(CLONE_NEWUSER)
+        except OSError as e:
+            raise HawserError(f"linux.namespaces: creating the user namespace: {e.strerror}") \
+                from None
         chan.send("idmap")
         chan.expect("idmap-done")
-        sc.setresgid(0)
-        sc.setresuid(0)
+        try:
+            sc.setresgid(0)
+            sc.setresuid(0)
+        except OSError as e:
+            raise HawserError(f"linux.namespaces: becoming root in the user namespace "
+                              f"(check uidMappings/gidMappings map 0): {e.strerror}") from None
     rest = flags & ~CLONE_NEWUSER
     if rest:
         try:
