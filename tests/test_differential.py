@@ -392,17 +392,10 @@ class Known:
 
 
 KNOWN = [
-    Known("cgroup-v1-root-ro",
-          "hawser bug: with a cgroup mount option 'ro' on a cgroup v1 host, hawser mounts the "
-          "/sys/fs/cgroup tmpfs read-only; runc 1.1.5 leaves that tmpfs rw (only the controller "
-          "mounts under it are ro), so creating a file there fails with EROFS under hawser and "
-          "EACCES (or succeeds with CAP_DAC_OVERRIDE) under runc",
-          ["default", "user", "caps", "mounts", "rlimits-hostname", "userns", "netns"],
-          ("mountinfo", r"^/sys/fs/cgroup tmpfs rw,", r"^/sys/fs/cgroup tmpfs ro,"),
-          ("readonly", r"^create in /sys/fs/cgroup: ", r"^create in /sys/fs/cgroup: .*Read-only")),
     Known("userns-mqueue-owner",
-          "hawser bug: in a user namespace, /dev/mqueue is owned by 0:65534 under runc 1.1.5 "
-          "(it mounts mqueue before its gid is mapped) and by 0:0 under hawser",
+          "kept on purpose: in a user namespace runc 1.1.5 mounts mqueue before its gid is "
+          "mapped, so /dev/mqueue is owned by 0:65534 (the overflow gid); hawser mounts it as "
+          "the namespace's root, 0:0, which is what the container's root expects",
           ["userns"],
           ("dev", r"^/dev/mqueue\|directory\|1777\|0\|65534\|", r"^/dev/mqueue\|directory\|1777\|0\|0\|")),
 ]

@@ -90,7 +90,8 @@ def mount_cgroups(target: str, plan, phase: str, cgroup_paths: dict[str, str]) -
     finally:
         os.close(tfd)
     if ro:
-        sc.mount(None, target, None, c.MS_REMOUNT | base | c.MS_RDONLY)
+        # As runc 1.1: the tmpfs stays read-write but mode 0555, the hierarchies are read-only.
+        os.chmod(target, 0o555)
 
 
 def pivot(rootfs: str, no_pivot: bool) -> None:
