@@ -7,8 +7,7 @@ positional argument.
 import os
 import sys
 
-from runtime import VERSION, OCI_VERSION
-from runtime.errors import HawserError
+from runtime import OCI_VERSION, VERSION, HawserError
 
 USAGE = """usage: hawser [global options] command [command options] [arguments...]
 

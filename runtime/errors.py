@@ -1,11 +1,5 @@
-"""The one exception type the CLI turns into a one-line error and exit status 1."""
+"""The error types: the one exception the CLI turns into a one-line error and exit status 1.
+Defined in the package itself (see runtime/__init__.py); this is their usual import path."""
+from runtime import HawserError, NotExist
 
-
-class HawserError(Exception):
-    """A failure to report to the user as-is (the message names what is wrong)."""
-
-
-class NotExist(HawserError):
-    def __init__(self, cid: str):
-        # containerd and podman match this text to tell "already gone" from other failures.
-        super().__init__(f"container {cid} does not exist")
+__all__ = ["HawserError", "NotExist"]

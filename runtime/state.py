@@ -8,8 +8,7 @@ Every operation on an id holds an exclusive flock on the container's directory.
 """
 import os
 
-from runtime import jsonlite
-from runtime.errors import HawserError, NotExist
+from runtime import HawserError, NotExist, jsonlite
 
 DEFAULT_ROOT = "/run/hawser"
 STATE_FILE = "state.json"
