@@ -171,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        # A failure no check foresaw still gets one line, not a traceback (which --debug shows).
+        from runtime import log
+        if gopts.get("debug"):
+            import traceback
+            traceback.print_exc()
+        log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        return 1
 
 
 def dispatch(cmd: str, args: list[str], root: str) -> int:

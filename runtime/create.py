@@ -177,9 +177,12 @@ def write_pid_file(path: str, pid: int) -> None:
     """Written to a temporary name and renamed, so a reader never sees it half-written (as runc)."""
     path = os.path.abspath(path)
     tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise HawserError(f"--pid-file {path}: {e.strerror}") from None
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> None:

@@ -1,5 +1,6 @@
 """`hawser delete`: remove a stopped (or, with --force, any) container: processes, cgroup, state,
 then the poststop hooks."""
+import os
 import time
 
 from runtime import cgroups, log, state
@@ -30,14 +31,42 @@ def delete_container(c: state.Container, force: bool) -> None:
         signal_container(c, SIGKILL, all_processes=True)
         wait_stopped(c)
     if c.data.get("cgroup"):
+        mgr = cgroups.from_dict(c.data["cgroup"])
+        # Without a pid namespace of its own, processes outlive the container's init: they are
+        # still in its cgroup, and go with it (as runc does).
+        kill_leftovers(c, mgr)
         try:
-            cgroups.from_dict(c.data["cgroup"]).destroy()
+            mgr.destroy()
         except (OSError, HawserError) as e:
-            log.warn(f"removing the cgroup of {c.id}: {e}")
+            # Keep the state: a later delete can still find and remove the cgroup.
+            raise HawserError(f"removing the cgroup of {c.id}: {e}") from None
     hooks = [Hook(h) for h in c.data.get("hooks", {}).get("poststop", [])]
     hook_state = c.hook_state("stopped")
     state.remove(c)
     run_hooks_warn("poststop", hooks, hook_state, log.warn)
+
+
+def kill_leftovers(c: state.Container, mgr, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            pids = mgr.pids()
+        except OSError:
+            return  # the cgroup is already gone
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise HawserError(f"container {c.id}: processes {pids[:5]} survive SIGKILL")
+        for pid in pids:
+            try:
+                os.kill(pid, SIGKILL)
+            except ProcessLookupError:
+                pass
+        if mgr.is_frozen():
+            mgr.thaw()
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def wait_stopped(c: state.Container, timeout: float = 10.0) -> None:

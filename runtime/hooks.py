@@ -71,9 +71,25 @@ def _wait(pid: int, err_fd: int, timeout: int | None) -> tuple[int | None, bytes
                     stderr = (stderr + chunk)[-4096:]
                 else:
                     _, status = os.waitpid(pid, 0)
-                    return status, stderr
+                    return status, stderr + _drain(err_fd)
     finally:
         os.close(pidfd)
+
+
+def _drain(fd: int) -> bytes:
+    """What the hook wrote just before exiting; never blocks (a child of the hook may still
+    hold the pipe open)."""
+    os.set_blocking(fd, False)
+    out = b""
+    try:
+        while len(out) < 4096:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+    except BlockingIOError:
+        pass
+    return out
 
 
 def run_hooks(kind: str, hooks: list[Hook], state: dict) -> None:

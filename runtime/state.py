@@ -18,7 +18,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def check_id(cid: str) -> None:
     """runc's rule: ids match [\\w+-.]+ and are not a path element of their own."""
-    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 1024:
+    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 255:
         raise HawserError(f"invalid container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
 
 

@@ -123,6 +123,7 @@ def find_executable(args0: str, env: dict[str, str]) -> str:
         candidates = [args0]
     else:
         candidates = [f"{d or '.'}/{args0}" for d in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")]
+    denied = None
     for path in candidates:
         try:
             st = os.stat(path)
@@ -130,6 +131,9 @@ def find_executable(args0: str, env: dict[str, str]) -> str:
             continue
         if (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
             return path
+        denied = denied or path
+    if denied:
+        raise HawserError(f'process.args[0]: exec: "{denied}": permission denied')
     if "/" in args0:
-        raise HawserError(f'process.args[0]: exec: "{args0}": no such file in the container')
+        raise HawserError(f'process.args[0]: exec: "{args0}": no such file or directory')
     raise HawserError(f'process.args[0]: exec: "{args0}": executable file not found in $PATH')
