@@ -648,8 +648,10 @@ def test_find_executable_with_slash(bindirs, monkeypatch):
     assert process.find_executable(f"{d3}/prog", {"PATH": ""}) == f"{d3}/prog"
     monkeypatch.chdir(d3.parent)
     assert process.find_executable("d3/prog", {}) == "d3/prog"
-    with pytest.raises(HawserError, match=r'^process.args\[0\]: exec: ".*/d1/prog": no such file'):
+    with pytest.raises(HawserError, match=r'^process.args\[0\]: exec: ".*/d1/prog": permission denied'):
         process.find_executable(f"{d1}/prog", {})
+    with pytest.raises(HawserError, match=r'^process.args\[0\]: exec: ".*/d1/absent": no such file'):
+        process.find_executable(f"{d1}/absent", {})
 
 
 def test_find_executable_not_found(bindirs):

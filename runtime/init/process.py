@@ -132,7 +132,7 @@ def find_executable(args0: str, env: dict[str, str]) -> str:
         if (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
             return path
         denied = denied or path
-    if denied:
+    if denied and "/" in args0:  # a $PATH search passes over what it cannot run, as Go's LookPath
         raise HawserError(f'process.args[0]: exec: "{denied}": permission denied')
     if "/" in args0:
         raise HawserError(f'process.args[0]: exec: "{args0}": no such file or directory')
