@@ -115,3 +115,41 @@ def write_oci_archive(rootfs: Path, dest: Path, name: str, cmd=("sh",)) -> Path:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
     return dest
+
+
+def write_docker_archive(rootfs: Path, dest: Path, name: str, cmd=("sh",)) -> Path:
+    """A `docker save` archive (manifest.json, repositories, <config>.json, <id>/layer.tar) with
+    one uncompressed layer, loadable with `docker load` of dockerd 20.10 (which does not read OCI
+    archives). `name` is "repo:tag", e.g. "hawser-busybox:test"."""
+    layer_tar = rootfs_tar_bytes(rootfs)
+    diff_id = "sha256:" + hashlib.sha256(layer_tar).hexdigest()
+    config = {
+        "created": "1970-01-01T00:00:00Z",
+        "architecture": _arch(),
+        "os": "linux",
+        "config": {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": list(cmd), "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "hawser tests/images.py"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    layer_id = hashlib.sha256(diff_id.encode()).hexdigest()   # any unique directory name
+    repo, _, tag = name.rpartition(":")
+    files = {
+        config_name: config_bytes,
+        f"{layer_id}/VERSION": b"1.0",
+        f"{layer_id}/json": json.dumps({"id": layer_id}).encode(),
+        f"{layer_id}/layer.tar": layer_tar,
+        "manifest.json": json.dumps([{"Config": config_name, "RepoTags": [name],
+                                      "Layers": [f"{layer_id}/layer.tar"]}]).encode(),
+        "repositories": json.dumps({repo: {tag: layer_id}}).encode(),
+    }
+    with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = _normalise(tarfile.TarInfo(layer_id))
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(info)
+        for path, data in files.items():
+            info = _normalise(tarfile.TarInfo(path))
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return dest
