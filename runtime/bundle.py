@@ -27,6 +27,40 @@ def load_bundle(bundle: str, cache_dir: str) -> tuple[Spec, str]:
     return spec, rootfs
 
 
+IPC_SYSCTLS = frozenset(("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                         "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                         "kernel.shm_rmid_forced"))
+
+
+def check_sysctls(spec: Spec) -> None:
+    """A sysctl is only set inside a namespace of the container's own: anything else would change
+    the host (runc's rules)."""
+    linux = spec.linux
+    for key in linux.sysctl:
+        where = f'linux.sysctl["{key}"]'
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if linux.namespace("ipc") is None:
+                raise HawserError(f"{where}: not allowed in the host's ipc namespace")
+        elif key.startswith("net."):
+            net = linux.namespace("network")
+            if net is None or (net.path and _same_ns(net.path, "net")):
+                raise HawserError(f"{where}: not allowed in the host's network namespace")
+        elif key == "kernel.domainname" and linux.namespace("uts") is not None:
+            pass
+        elif key == "kernel.hostname":
+            raise HawserError(f"{where}: set the hostname with `hostname`, not a sysctl")
+        else:
+            raise HawserError(f"{where}: not in a namespace of the container's own, so it "
+                              f"would change the host")
+
+
+def _same_ns(path: str, name: str) -> bool:
+    try:
+        return os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino
+    except OSError:
+        return False
+
+
 def check_spec(spec: Spec, rootfs: str) -> None:
     """Rules of the runtime-spec the schema cannot express, checked before anything is made."""
     linux = spec.linux
@@ -50,6 +84,7 @@ def check_spec(spec: Spec, rootfs: str) -> None:
         raise HawserError("linux.uidMappings: mappings given without a user namespace")
     if linux.time_offsets and "time" not in seen:
         raise HawserError("linux.timeOffsets: offsets need a time namespace")
+    check_sysctls(spec)
     proc = spec.process
     if proc is not None:
         if not proc.args:

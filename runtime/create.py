@@ -8,7 +8,7 @@ import time
 from runtime import cgroups, log, state
 from runtime.bundle import load_bundle
 from runtime.errors import HawserError
-from runtime.hooks import run_hooks
+from runtime.hooks import run_hooks, run_hooks_warn
 from runtime.init.console import connect as connect_console
 from runtime.init.container import InitContext, intermediate
 from runtime.init.namespaces import write_id_maps
@@ -88,6 +88,9 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
         return c
     except BaseException:
         cleanup.run()
+        if cleanup.init_pid:
+            # The spec: a failed create still ends with the poststop hooks, once init existed.
+            run_hooks_warn("poststop", spec.hooks["poststop"], c.hook_state("stopped"), log.warn)
         raise
 
 

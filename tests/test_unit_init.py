@@ -379,11 +379,29 @@ def test_mount_all_reports_dev_bind(pfake, rootdir, tmp_path):
 
 @pytest.mark.parametrize("prop, flags", [
     ("", c.MS_SLAVE | c.MS_REC), ("private", c.MS_PRIVATE | c.MS_REC),
-    ("rslave", c.MS_SLAVE | c.MS_REC), ("shared", c.MS_SLAVE | c.MS_REC),
-    ("rshared", c.MS_SLAVE | c.MS_REC), ("unbindable", c.MS_UNBINDABLE | c.MS_REC)])
-def test_make_root_private(fake, prop, flags):
-    rootfs.make_root_private(Spec({"ociVersion": "1.0.2", "linux": {"rootfsPropagation": prop}}))
+    ("rslave", c.MS_SLAVE | c.MS_REC), ("shared", c.MS_SHARED | c.MS_REC),
+    ("rshared", c.MS_SHARED | c.MS_REC), ("unbindable", c.MS_UNBINDABLE | c.MS_REC)])
+def test_make_root_private(fake, monkeypatch, prop, flags):
+    monkeypatch.setattr(rootfs, "_mount_of", lambda path: ("/b", False))
+    rootfs.make_root_private(Spec({"ociVersion": "1.0.2", "linux": {"rootfsPropagation": prop}}),
+                             "/b/rootfs")
     assert fake.calls == [("mount", None, "/", None, flags, None)]
+
+
+def test_make_root_private_unshares_the_rootfs_parent(fake, monkeypatch):
+    """runc's rootfsParentMountPrivate: a shared mount holding the rootfs is made private, so the
+    rootfs bind is not shared (pivot_root refuses that)."""
+    monkeypatch.setattr(rootfs, "_mount_of", lambda path: ("/b", True))
+    rootfs.make_root_private(Spec({"ociVersion": "1.0.2",
+                                   "linux": {"rootfsPropagation": "rshared"}}), "/b/rootfs")
+    assert fake.calls == [("mount", None, "/", None, c.MS_SHARED | c.MS_REC, None),
+                          ("mount", None, "/b", None, c.MS_PRIVATE, None)]
+
+
+def test_mount_of_finds_the_longest_mount_point():
+    point, _ = rootfs._mount_of("/proc/self")
+    assert point == "/proc"
+    assert rootfs._mount_of("/")[0] == "/"
 
 
 def test_apply_root_propagation(fake):
@@ -396,16 +414,19 @@ def test_apply_root_propagation(fake):
 
 def test_bind_rootfs(fake):
     rootfs.bind_rootfs("/b/rootfs")
-    assert fake.calls == [("mount", "/b/rootfs", "/b/rootfs", None, c.MS_BIND | c.MS_REC, None),
-                          ("mount", None, "/b/rootfs", None, c.MS_PRIVATE, None)]
+    assert fake.calls == [("mount", "/b/rootfs", "/b/rootfs", None, c.MS_BIND | c.MS_REC, None)]
 
 
 def test_pivot(fake, monkeypatch):
-    monkeypatch.setattr(rootfs, "os", OsProxy(fake.calls, record=("chdir", "chroot")))
+    monkeypatch.setattr(rootfs, "os", OsProxy(fake.calls, record=("chdir", "chroot", "fchdir",
+                                                                    "close")))
+    monkeypatch.setattr(rootfs.os, "open", lambda *a: 99, raising=False)
     rootfs.pivot("/b/rootfs", no_pivot=False)
-    assert fake.calls == [("chdir", "/b/rootfs"), ("pivot_root", ".", "."),
+    # The old root is entered by the fd opened before pivot_root, as runc does: "." alone can
+    # be the new root, and making that rslave would break rshared bind mounts.
+    assert fake.calls == [("chdir", "/b/rootfs"), ("pivot_root", ".", "."), ("fchdir", 99),
                           ("mount", None, ".", None, c.MS_SLAVE | c.MS_REC, None),
-                          ("umount2", ".", c.MNT_DETACH), ("chdir", "/")]
+                          ("umount2", ".", c.MNT_DETACH), ("close", 99), ("chdir", "/")]
 
 
 def test_no_pivot_moves_and_chroots(fake, monkeypatch):

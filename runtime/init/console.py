@@ -6,6 +6,10 @@ import fcntl
 import os
 import struct
 
+from runtime import syscall
+from runtime.errors import HawserError
+from runtime.syscall.consts import MS_BIND
+
 TIOCSCTTY = 0x540E
 TIOCSWINSZ = 0x5414
 
@@ -16,7 +20,6 @@ def connect(path: str):
         s.connect(path if len(path) < 100 else _short_path(path))
     except OSError as e:
         s.close()
-        from runtime.errors import HawserError
         raise HawserError(f"--console-socket {path}: {e.strerror}") from None
     return s
 
@@ -28,14 +31,27 @@ def _short_path(path: str) -> str:
     return f"/proc/self/fd/{fd}/{name}"
 
 
+def bind_dev_console(pty_name: str) -> None:
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o600))
+    except OSError:
+        return  # /dev is read-only or bound from the host: leave it as it is
+    syscall.get().mount(pty_name, "/dev/console", None, MS_BIND)
+
+
 def send_fd(sock, fd: int, name: str) -> None:
     sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
 
 
-def setup_console(sock, size, uid: int, gid: int) -> None:
+def setup_console(sock, size, uid: int, gid: int, dev_console: bool = False) -> None:
+    """dev_console: also bind the pty onto /dev/console (the spec's default devices), for the
+    container's init; not for exec'd processes."""
     master, slave = os.openpty()
     try:
         name = os.ttyname(slave)
+        if dev_console:
+            bind_dev_console(name)
         if size:
             fcntl.ioctl(slave, TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
         os.fchown(slave, uid, gid)

@@ -21,6 +21,7 @@ from runtime.errors import HawserError
 from runtime.hooks import run_hooks
 from runtime.init import console, process, rootfs
 from runtime.init.namespaces import create_namespaces, join_namespaces
+from runtime.init.paths import ensure_in_root
 from runtime.syscall.consts import CLONE_NEWUSER, CLOSE_RANGE_CLOEXEC
 
 SIG_DFL = 0
@@ -72,7 +73,7 @@ def container_init(ctx: InitContext) -> None:
         ctx.chan.send("ready")
         conn = wait_for_start(ctx)
         run_hooks("startContainer", ctx.spec.hooks["startContainer"],
-                  {**ctx.hook_state, "status": "created"})
+                  {**ctx.hook_state, "status": "created", "pid": os.getpid()})
         exec_process(ctx, path, env)
     except BaseException as e:  # noqa: BLE001
         if conn is None:
@@ -84,17 +85,21 @@ def container_init(ctx: InitContext) -> None:
 
 def prepare_rootfs(ctx: InitContext) -> None:
     spec = ctx.spec
-    rootfs.make_root_private(spec)
+    rootfs.make_root_private(spec, ctx.rootfs)
     rootfs.bind_rootfs(ctx.rootfs)
     rootfd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         dev_bound = rootfs.mount_all(spec, rootfd, ctx.cgroup.paths())
         if not dev_bound:
             rootfs.setup_dev(spec, rootfd, ctx.in_userns)
+        # A missing cwd is made (inside the rootfs), as runc does, before the root may turn ro.
+        os.close(ensure_in_root(rootfd, spec.process.cwd))
         # prestart and createRuntime hooks run in the runtime's namespaces, by the parent.
         ctx.chan.send("hooks")
         ctx.hook_state = ctx.chan.expect("hooks-done")["state"]
-        run_hooks("createContainer", spec.hooks["createContainer"], ctx.hook_state)
+        # Hooks run in the container's namespaces see the pid as the container does (the spec).
+        run_hooks("createContainer", spec.hooks["createContainer"],
+                  {**ctx.hook_state, "pid": os.getpid()})
     finally:
         os.close(rootfd)
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
@@ -118,7 +123,8 @@ def set_identity(ctx: InitContext) -> None:
         sc.setdomainname(spec.domainname)
     proc = spec.process
     if proc.terminal:
-        console.setup_console(ctx.console_sock, proc.console_size, proc.user.uid, proc.user.gid)
+        console.setup_console(ctx.console_sock, proc.console_size, proc.user.uid, proc.user.gid,
+                              dev_console=True)
     if proc.oom_score_adj is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc.oom_score_adj))

@@ -10,17 +10,33 @@ from runtime.spec import Spec
 from runtime.syscall import consts as c
 
 
-def make_root_private(spec: Spec) -> None:
-    """Stop our mounts from propagating to the host: / becomes rslave (or rootfsPropagation)."""
-    prop = PROPAGATION.get(spec.linux.rootfs_propagation, c.MS_SLAVE | c.MS_REC)
-    syscall.get().mount(None, "/", None, c.MS_SLAVE | c.MS_REC if prop & c.MS_SHARED else prop | c.MS_REC)
+def make_root_private(spec: Spec, rootfs: str) -> None:
+    """/ gets rootfsPropagation (default rslave: nothing we mount reaches the host), then the
+    mount holding the rootfs is made private, so the bind below is not shared (pivot_root refuses
+    a shared new root) while `rshared` bind mounts stay peers of the host's (runc's order)."""
+    sc = syscall.get()
+    sc.mount(None, "/", None, PROPAGATION.get(spec.linux.rootfs_propagation, c.MS_SLAVE) | c.MS_REC)
+    parent, shared = _mount_of(rootfs)
+    if shared:
+        sc.mount(None, parent, None, c.MS_PRIVATE)
+
+
+def _mount_of(path: str) -> tuple[str, bool]:
+    """The mount point holding `path` (its longest prefix in mountinfo) and whether it is shared."""
+    best, shared = "/", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best = point
+                shared = any(x.startswith("shared:") for x in fields[6:fields.index("-")])
+    return best, shared
 
 
 def bind_rootfs(rootfs: str) -> None:
     """pivot_root needs the new root to be a mount point of its own."""
-    sc = syscall.get()
-    sc.mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
-    sc.mount(None, rootfs, None, c.MS_PRIVATE)
+    syscall.get().mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
 
 
 def mount_all(spec: Spec, rootfd: int, cgroup_paths: dict[str, str]) -> bool:
@@ -102,11 +118,18 @@ def pivot(rootfs: str, no_pivot: bool) -> None:
         sc.mount(rootfs, "/", None, c.MS_MOVE)
         os.chroot(".")
     else:
-        sc.pivot_root(".", ".")
-        # The old root now sits on top of the new one: make it rslave so its unmount does not
-        # propagate to the host, then lazily detach it.
-        sc.mount(None, ".", None, c.MS_SLAVE | c.MS_REC)
-        sc.umount2(".", c.MNT_DETACH)
+        oldroot = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.pivot_root(".", ".")
+            # The old root now sits on top of the new one. Step into it explicitly (the kernel
+            # does not promise where "." is after pivot_root), make it rslave so unmounting it
+            # cannot propagate to the host, and detach it. Acting on "." without the fchdir can
+            # reach the new root's tree and turn `rshared` bind mounts into slaves.
+            os.fchdir(oldroot)
+            sc.mount(None, ".", None, c.MS_SLAVE | c.MS_REC)
+            sc.umount2(".", c.MNT_DETACH)
+        finally:
+            os.close(oldroot)
     os.chdir("/")
 
 
