@@ -1,6 +1,7 @@
 # hawser: build, test, demo and benchmark on a Debian 12 machine, as root.
 #
 #   make install   Debian packages (only the missing ones), .venv, editable install, fast launcher
+#   make protos    regenerate shim/proto/ from protos/*.proto (grpcio-tools)
 #   make test      the pytest suite
 #   make demo      run a busybox container with hawser
 #   make bench     hawser vs runc vs crun start-up timings
@@ -18,6 +19,9 @@ VENV := $(REPO)/.venv
 VPY := $(VENV)/bin/python3
 STAMP := $(VENV)/.installed
 LAUNCHER := $(VENV)/bin/hawser
+PROTO_SRCS := $(shell find protos -name '*.proto' 2>/dev/null | LC_ALL=C sort)
+PROTO_OUT := shim/proto
+PROTO_MARK := $(PROTO_OUT)/schema.py
 # Python packages of the project whose bytecode is compiled at install time (those that exist).
 PY_PACKAGES := runtime shim supervisor
 
@@ -33,9 +37,9 @@ PYTHON ?= /usr/bin/python3.11
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install apt-packages bytecode test demo bench clean
+.PHONY: install apt-packages bytecode protos test demo bench clean
 
-install: apt-packages $(LAUNCHER) bytecode
+install: apt-packages $(LAUNCHER) $(PROTO_MARK) bytecode
 
 # One dpkg-query for all packages; apt-get only when something is missing.
 apt-packages:
@@ -74,6 +78,32 @@ $(LAUNCHER): $(STAMP) Makefile
 	chmod 755 $@.tmp; \
 	mv -f $@.tmp $@; \
 	echo "wrote fast launcher $@"
+
+# protos/ -> shim/proto/: protoc's Python modules (--python_out; no grpc stubs: the shim serves
+# ttrpc itself) with the imports between them made absolute under shim.proto, and schema.py, the
+# message layouts for the shim's own codec (protos/schema_gen.py). The generated code is committed,
+# so running the shim needs no grpcio-tools; `make protos` regenerates it, `make install` when a
+# .proto is newer than it.
+define gen_protos
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; mkdir "$$tmp/out"; \
+	$(VPY) -m grpc_tools.protoc -Iprotos --python_out="$$tmp/out" --include_imports \
+		--descriptor_set_out="$$tmp/descriptors.binpb" $(PROTO_SRCS); \
+	tops=$$(cd protos && find . -mindepth 2 -name '*.proto' | cut -d/ -f2 | sort -u | paste -sd'|'); \
+	find "$$tmp/out" -name '*_pb2.py' -exec sed -i -E \
+		"s/^from ($$tops)((\.[A-Za-z0-9_]+)*) import /from shim.proto.\1\2 import /" {} +; \
+	find "$$tmp/out" -type d -exec touch {}/__init__.py \;; \
+	echo '"""Generated from protos/ by `make protos`: do not edit."""' > "$$tmp/out/__init__.py"; \
+	$(VPY) protos/schema_gen.py "$$tmp/descriptors.binpb" "$$tmp/out/schema.py"; \
+	rm -rf $(PROTO_OUT); \
+	cp -r "$$tmp/out" $(PROTO_OUT); \
+	echo "generated $(PROTO_OUT) from protos/"
+endef
+
+protos: | $(STAMP)
+	$(gen_protos)
+
+$(PROTO_MARK): $(PROTO_SRCS) protos/schema_gen.py | $(STAMP)
+	$(gen_protos)
 
 # PYTHONDONTWRITEBYTECODE=1 is set in this environment: without .pyc files every module would be
 # compiled from source at every start of the CLI. compileall writes them whatever that variable says.
