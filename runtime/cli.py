@@ -279,7 +279,8 @@ def cmd_exec(root, opts, pos) -> int:
                      detach=opts.get("detach", False), pid_file=opts.get("pid_file"),
                      env=opts.get("env"), cwd=opts.get("cwd"), user=opts.get("user"),
                      additional_gids=opts.get("additional_gids"), caps=opts.get("caps"),
-                     no_new_privs=opts.get("no_new_privs", False), preserve_fds=int(fds))
+                     no_new_privs=opts.get("no_new_privs", False), preserve_fds=int(fds),
+                     ignore_paused=opts.get("ignore_paused", False))
     return exec_in(root, pos[0], eo)
 
 

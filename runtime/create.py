@@ -120,7 +120,10 @@ class Cleanup:
 def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
     """Drive the intermediate and init through the create sequence (see runtime.init.container)."""
     try:
-        msg = chan.recv()
+        try:
+            msg = chan.recv()
+        except EOFError:
+            raise HawserError(died_reason(c, "before it could report")) from None
         if msg["kind"] == "idmap":
             write_id_maps(pid, spec.linux)
             chan.send("idmap-done")
@@ -134,7 +137,10 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
     c.data["pid"] = init_pid
     c.data["pidStart"] = state.proc_start_time(init_pid)
     c.save()
-    chan.expect("hooks")
+    try:
+        chan.expect("hooks")
+    except EOFError:
+        raise HawserError(died_reason(c, "while setting up its root filesystem")) from None
     hook_state = c.hook_state("creating")
     run_hooks("prestart", spec.hooks["prestart"], hook_state)
     run_hooks("createRuntime", spec.hooks["createRuntime"], hook_state)
@@ -142,7 +148,7 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
     try:
         chan.expect("ready")
     except EOFError:
-        raise HawserError("container init exited during create") from None
+        raise HawserError(died_reason(c, "during create")) from None
 
 
 def prepare_seccomp_profile(profile, no_new_privileges: bool, root: str):
@@ -152,6 +158,18 @@ def prepare_seccomp_profile(profile, no_new_privileges: bool, root: str):
         return None
     from runtime import seccomp
     return seccomp.prepare(profile, no_new_privileges, cache_dir=f"{root}/.seccomp")
+
+
+def died_reason(c: state.Container, when: str) -> str:
+    """Why the init vanished without a word: most often a memory limit it could not live in."""
+    mgr = cgroups.from_dict(c.data["cgroup"]) if c.data.get("cgroup") else None
+    try:
+        if mgr is not None and mgr.oom_kill_count() > 0:
+            return (f"container init was killed by the OOM killer {when}: "
+                    f"linux.resources.memory.limit is too small")
+    except (OSError, HawserError):
+        pass
+    return f"container init exited {when}"
 
 
 def check_terminal(spec, opts: CreateOptions) -> None:

@@ -47,7 +47,10 @@ def events(root: str, cid: str, stats_once: bool, interval: float) -> None:
         oom_fd = mgr.oom_event_fd()
     except (OSError, HawserError):
         pass  # no memory controller: stats only
-    kills = mgr.oom_kill_count() if oom_fd is not None else 0
+    # OOM kills reported so far. On v1 the eventfd fires before the kernel counts the kill, so a
+    # wake-up is one OOM by itself (as runc reports it); the counter catches any missed wake-up.
+    reported = mgr.oom_kill_count() if oom_fd is not None else 0
+    counts_lag = mgr.to_dict().get("version") == "v1"
     poller = select.poll()
     if oom_fd is not None:
         poller.register(oom_fd, select.POLLIN)
@@ -59,9 +62,13 @@ def events(root: str, cid: str, stats_once: bool, interval: float) -> None:
                     os.read(oom_fd, 4096)
                 except BlockingIOError:
                     continue
-                now = mgr.oom_kill_count() if mgr.exists() else kills
-                if now > kills:
-                    kills = now
+                if counts_lag and mgr.exists():
+                    reported += 1
+                    _emit("oom", cid)
+            if oom_fd is not None and mgr.exists():
+                now = mgr.oom_kill_count()
+                while now > reported:
+                    reported += 1
                     _emit("oom", cid)
     except BrokenPipeError:
         pass

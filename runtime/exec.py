@@ -15,7 +15,8 @@ from runtime.sync import Channel
 
 class ExecOptions:
     __slots__ = ("process_file", "args", "tty", "console_socket", "detach", "pid_file", "env",
-                 "cwd", "user", "additional_gids", "caps", "no_new_privs", "preserve_fds")
+                 "cwd", "user", "additional_gids", "caps", "no_new_privs", "preserve_fds",
+                 "ignore_paused")
 
     def __init__(self, **kw):
         for name in self.__slots__:
@@ -32,7 +33,12 @@ def build_process(c: state.Container, opts: ExecOptions) -> Process:
                 raw = f.read()
         except OSError as e:
             raise HawserError(f"--process {opts.process_file}: {e.strerror}") from None
-        return Process(validate_process(raw, opts.process_file))
+        proc = Process(validate_process(raw, opts.process_file))
+        if not proc.args:
+            raise HawserError(f"{opts.process_file}: args must not be empty")
+        if not proc.cwd.startswith("/"):
+            raise HawserError(f"{opts.process_file}: cwd {proc.cwd!r} must be an absolute path")
+        return proc
     if not opts.args:
         raise HawserError("exec: a command is required (or --process FILE)")
     d = dict(c.data.get("process") or {})
@@ -41,6 +47,8 @@ def build_process(c: state.Container, opts: ExecOptions) -> Process:
     d.pop("consoleSize", None)
     d["env"] = list(d.get("env") or ()) + list(opts.env or ())
     if opts.cwd:
+        if not opts.cwd.startswith("/"):
+            raise HawserError(f"--cwd {opts.cwd!r}: must be an absolute path")
         d["cwd"] = opts.cwd
     if opts.user:
         uid, _, gid = opts.user.partition(":")
@@ -48,6 +56,9 @@ def build_process(c: state.Container, opts: ExecOptions) -> Process:
             raise HawserError(f"--user {opts.user!r}: expected UID[:GID] as numbers")
         d["user"] = {"uid": int(uid), "gid": int(gid or 0)}
     if opts.additional_gids:
+        for g in opts.additional_gids:
+            if not (g.isascii() and g.isdigit()):
+                raise HawserError(f"--additional-gids {g!r}: not a number")
         d.setdefault("user", {})["additionalGids"] = [int(g) for g in opts.additional_gids]
     if opts.caps:
         caps = {k: list(v) for k, v in (d.get("capabilities") or {}).items()}
@@ -66,9 +77,9 @@ def exec_in(root: str, cid: str, opts: ExecOptions) -> int:
     c = state.load(root, cid)
     try:
         status = c.status()
-        if status == "paused":
-            raise HawserError("cannot exec in a paused container")
-        if status not in ("running", "created"):
+        if status == "paused" and not opts.ignore_paused:
+            raise HawserError("cannot exec in a paused container (--ignore-paused to do it anyway)")
+        if status not in ("running", "created", "paused"):
             raise HawserError("cannot exec in a stopped container")
         proc = build_process(c, opts)
         if proc.terminal and not opts.console_socket and opts.detach:

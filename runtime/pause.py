@@ -14,7 +14,7 @@ def pause(root: str, cid: str) -> None:
     c = state.load(root, cid)
     try:
         status = c.status()
-        if status != "running":
+        if status not in ("running", "created"):  # runc pauses a created container too
             raise HawserError(f"container not running (it is {status})" if status != "paused"
                               else "container already paused")
         _manager(c).freeze()
