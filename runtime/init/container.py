@@ -93,7 +93,10 @@ def prepare_rootfs(ctx: InitContext) -> None:
         if not dev_bound:
             rootfs.setup_dev(spec, rootfd, ctx.in_userns)
         # A missing cwd is made (inside the rootfs), as runc does, before the root may turn ro.
-        os.close(ensure_in_root(rootfd, spec.process.cwd))
+        try:
+            os.close(ensure_in_root(rootfd, spec.process.cwd))
+        except OSError as e:
+            raise HawserError(f"process.cwd {spec.process.cwd}: {e.strerror}") from None
         # prestart and createRuntime hooks run in the runtime's namespaces, by the parent.
         ctx.chan.send("hooks")
         ctx.hook_state = ctx.chan.expect("hooks-done")["state"]
