@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     except HawserError as e:
         from runtime import log
         log.error(str(e))
-        return 1
+        # exec's own failures exit 255 (as runc): 1 could be the process's own exit status.
+        return 255 if rest[0] == "exec" else 1
     except KeyboardInterrupt:
         return 130
     except OSError as e:
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
             traceback.print_exc()
         log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
-        return 1
+        return 255 if rest[0] == "exec" else 1
 
 
 def dispatch(cmd: str, args: list[str], root: str) -> int:

@@ -70,16 +70,9 @@ def last_error(log) -> str | None:
     return msg
 
 
-EXEC_STATUS_BUG = pytest.mark.xfail(strict=True, reason=(
-    "hawser bug: `exec` exits 1 when it fails itself (here: container does not exist; also an "
-    "exec of a missing binary), runc exits 255 so that its own failure is not mistaken for the "
-    "process's exit status 1 (runtime/cli.py main returns 1 for every HawserError)"))
-
-
 def _call_params():
-    for call, (args, _) in CLIENT_CALLS.items():
-        marks = [EXEC_STATUS_BUG] if args[0] == "exec" else []
-        yield pytest.param(call, marks=marks, id=call)
+    for call in CLIENT_CALLS:
+        yield pytest.param(call, id=call)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
