@@ -4,15 +4,16 @@ and load it, the way runc does.
     f = prepare(seccomp_dict, no_new_privileges, cache_dir=None)  # validate + compile, no load
     f.load()                                       # in the container's init (a fork inherits f)
     load(seccomp_dict, no_new_privileges, cache_dir=None)         # both at once
-    compile_check(seccomp_dict, bpf=False)  # validate + build + release; -> ignored names
+    compile_check(seccomp_dict, bpf=False)  # validate + build + release
     features()                              # `hawser features` linux.seccomp
 
 With cache_dir, prepare() keeps the generated BPF program in that directory, keyed by a digest
 of the profile and the libseccomp/kernel versions; the same profile next time costs ~0.2 ms
 instead of ~15 ms (docker's profile on x86_64+x86+x32), and load() calls seccomp(2) itself.
 
-Semantics follow runc: syscall names this libseccomp does not know are ignored (the profile may
-name calls of newer kernels), a rule whose action is the default action is skipped, a rule whose
+Semantics follow runc, except that a syscall name no architecture has is an error (runc ignores
+it; calls of other architectures are fine: libseccomp gives them pseudo numbers); a rule whose
+action is the default action is skipped, a rule whose
 args compare one argument more than once becomes one rule per comparison (any of them matches),
 SCMP_ACT_KILL is SCMP_ACT_KILL_THREAD, errnoRet defaults to EPERM for SCMP_ACT_ERRNO and
 SCMP_ACT_TRACE, and for SCMP_CMP_MASKED_EQ `value` is the mask and `valueTwo` the expected value.
@@ -172,14 +173,13 @@ class Filter:
     """A profile compiled but not loaded: either a libseccomp context or, with a cache, the BPF
     program itself. Both are plain memory, so a filter prepared by `hawser create` before forking
     is inherited by the container's init, which then only has to load it."""
-    __slots__ = ("_ctx", "_prog", "_flags", "no_new_privileges", "ignored", "rules", "cached")
+    __slots__ = ("_ctx", "_prog", "_flags", "no_new_privileges", "rules", "cached")
 
-    def __init__(self, ctx, no_new_privileges: bool, ignored, rules: int):
+    def __init__(self, ctx, no_new_privileges: bool, rules: int):
         self._ctx = ctx
         self._prog = None       # the BPF program (bytes), when loaded without libseccomp
         self._flags = 0         # SECCOMP_FILTER_FLAG_* for the seccomp() system call
         self.no_new_privileges = no_new_privileges
-        self.ignored = ignored  # syscall names this libseccomp does not know (skipped, as runc)
         self.rules = rules      # number of libseccomp rules added (-1: taken from the cache)
         self.cached = False     # the program came from the cache
 
@@ -377,7 +377,6 @@ def _plan(sc) -> tuple[int, list[int], list[int], list[Rule], list[str]]:
     archs = _archs(sc)
     attrs = _flags(sc)
     rules: list[Rule] = []
-    ignored: list[str] = []
     for i, call in enumerate(_list(sc.get("syscalls"), "linux.seccomp.syscalls")):
         where = f"linux.seccomp.syscalls[{i}]"
         if type(call) is not dict:
@@ -402,15 +401,17 @@ def _plan(sc) -> tuple[int, list[int], list[int], list[Rule], list[str]]:
             if action == default:
                 continue  # libseccomp refuses such rules; runc skips them too
             nr = _lib.seccomp_syscall_resolve_name(name.encode())
-            if nr == -1:  # __NR_SCMP_ERROR: unknown to this libseccomp (runc ignores it)
-                ignored.append(name)
-                continue
+            if nr == -1:
+                # __NR_SCMP_ERROR: no architecture libseccomp knows has this call (other
+                # architectures' calls, such as the 32-bit ones in podman's profile, resolve to
+                # pseudo numbers below -1 and are handled by libseccomp): a mistake in the profile.
+                raise HawserError(f"{where}.names[{k}]: unknown system call {name!r}")
             if split:
                 for c in conds:
                     rules.append(Rule(where, name, nr, action, [c]))
             else:
                 rules.append(Rule(where, name, nr, action, conds))
-    return default, archs, attrs, rules, ignored
+    return default, archs, attrs, rules
 
 
 def prepare(sc: dict, no_new_privileges: bool = False, cache_dir: str | None = None) -> Filter:
@@ -429,7 +430,7 @@ def prepare(sc: dict, no_new_privileges: bool = False, cache_dir: str | None = N
     path = f"{cache_dir}/{_digest(sc)}.bpf"
     prog = _read_cached(path)
     if prog is not None:
-        f = Filter(None, no_new_privileges, None, -1)
+        f = Filter(None, no_new_privileges, -1)
         f.cached = True
     else:
         f = _build(sc, no_new_privileges)
@@ -490,12 +491,12 @@ def _write_cached(cache_dir: str, path: str, prog: bytes) -> None:
 
 
 def _build(sc: dict, no_new_privileges: bool) -> Filter:
-    default, archs, attrs, rules, ignored = _plan(sc)
+    default, archs, attrs, rules = _plan(sc)
     ctx = _lib.seccomp_init(default)
     if not ctx:
         raise HawserError(f"linux.seccomp.defaultAction: libseccomp refused "
                           f"{sc.get('defaultAction')!r}")
-    f = Filter(ctx, no_new_privileges, ignored, len(rules))
+    f = Filter(ctx, no_new_privileges, len(rules))
     try:
         lib = _lib
         # The init sets no_new_privs itself when asked; libseccomp must not set it otherwise.
@@ -528,11 +529,10 @@ def _attr(ctx, attr: int, value: int, where: str) -> None:
         raise HawserError(f"{where}: setting libseccomp attribute {attr}: {_strerror(-rc)}")
 
 
-def compile_check(sc: dict, bpf: bool = False) -> list[str]:
+def compile_check(sc: dict, bpf: bool = False) -> None:
     """Validate linux.seccomp and build the filter without loading anything, so that `hawser
     create` can refuse a bad profile before forking; with bpf=True also generate the BPF program
-    (what seccomp_load does first: ~8 ms for docker's profile on 3 architectures). Returns the
-    syscall names that will be ignored because this libseccomp does not know them."""
+    (what seccomp_load does first: ~8 ms for docker's profile on 3 architectures)."""
     f = prepare(sc)
     try:
         if bpf:
@@ -541,7 +541,6 @@ def compile_check(sc: dict, bpf: bool = False) -> list[str]:
                 f.export_bpf(fd)
             finally:
                 os.close(fd)
-        return f.ignored
     finally:
         f.release()
 

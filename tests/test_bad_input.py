@@ -102,6 +102,15 @@ def test_schema_violation(hawser, fail, make_bundle, edit, match):
     create_fails(hawser, fail, edited(make_bundle, edit=edit), match=match)
 
 
+def test_seccomp_unknown_syscall_name(hawser, fail, make_bundle):
+    """A name that is a system call on no architecture is a mistake in the profile."""
+    seccomp = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdri"], "action": "SCMP_ACT_ERRNO"}]}
+    bundle = edited(make_bundle, edit=lambda c: c["linux"].update(seccomp=seccomp))
+    create_fails(hawser, fail, bundle,
+                 match=["linux.seccomp.syscalls[0].names[1]", "unknown system call", "mkdri"])
+
+
 @pytest.mark.parametrize("where", ["defaultAction", "syscalls"])
 def test_bad_seccomp_action(hawser, fail, make_bundle, where):
     seccomp = {"defaultAction": "SCMP_ACT_ALLOW"}
