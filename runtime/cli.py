@@ -142,6 +142,10 @@ def parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[st
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A short-lived process with no reference cycles worth collecting: without the collector its
+    # passes cannot run, nor touch (and so copy) every object in the forked container init.
+    import gc
+    gc.disable()
     argv = sys.argv[1:] if argv is None else argv
     try:
         gopts, rest = parse_flags(argv, GLOBAL, "")

@@ -49,8 +49,14 @@ def intermediate(ctx: InitContext) -> None:
         join_namespaces(ctx.spec.linux)
         flags = create_namespaces(ctx.spec.linux, ctx.chan)
         ctx.in_userns = bool(flags & CLONE_NEWUSER) or bool(ctx.spec.linux.namespace("user"))
+        # init shares our channel to the parent: it waits for this pipe to close (when we exit)
+        # so that the parent always reads our "pid" before anything init says.
+        gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
+            os.close(gate_w)
+            os.read(gate_r, 1)
+            os.close(gate_r)
             container_init(ctx)
         ctx.chan.send("pid", pid=pid)
         os._exit(0)
