@@ -15,10 +15,12 @@ def make_root_private(spec: Spec, rootfs: str) -> None:
     mount holding the rootfs is made private, so the bind below is not shared (pivot_root refuses
     a shared new root) while `rshared` bind mounts stay peers of the host's (runc's order)."""
     sc = syscall.get()
-    sc.mount(None, "/", None, PROPAGATION.get(spec.linux.rootfs_propagation, c.MS_SLAVE) | c.MS_REC)
-    parent, shared = _mount_of(rootfs)
-    if shared:
-        sc.mount(None, parent, None, c.MS_PRIVATE)
+    prop = PROPAGATION.get(spec.linux.rootfs_propagation, c.MS_SLAVE)
+    sc.mount(None, "/", None, prop | c.MS_REC)
+    if prop & c.MS_SHARED:  # otherwise nothing is shared any more
+        parent, shared = _mount_of(rootfs)
+        if shared:
+            sc.mount(None, parent, None, c.MS_PRIVATE)
 
 
 def _mount_of(path: str) -> tuple[str, bool]:
