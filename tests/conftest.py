@@ -136,3 +136,24 @@ def hawser(tmp_path) -> Hawser:
     h = Hawser(tmp_path / "state-root")
     yield h
     h.cleanup()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_default_cgroup_parents():
+    """Containers without a cgroupsPath live under /hawser/<id>; delete removes <id> and leaves the
+    shared parent, as runc does. The parents this test session created are removed at its end
+    (rmdir only succeeds on an empty cgroup, so nothing anyone still uses is touched)."""
+    def parents():
+        found = set()
+        for hierarchy in Path("/sys/fs/cgroup").iterdir():
+            if (hierarchy / "hawser").is_dir():
+                found.add(hierarchy / "hawser")
+        return found
+
+    before = parents()
+    yield
+    for parent in parents() - before:
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
