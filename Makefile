@@ -1,6 +1,6 @@
 # hawser: build, test, demo and benchmark on a Debian 12 machine, as root.
 #
-#   make install   Debian packages (only the missing ones), .venv, editable install, fast launcher
+#   make install   Debian packages (only the missing ones), .venv, editable install, fast launchers
 #   make protos    regenerate shim/proto/ from protos/*.proto (grpcio-tools)
 #   make test      the pytest suite
 #   make demo      run a busybox container with hawser
@@ -19,6 +19,7 @@ VENV := $(REPO)/.venv
 VPY := $(VENV)/bin/python3
 STAMP := $(VENV)/.installed
 LAUNCHER := $(VENV)/bin/hawser
+SHIM_LAUNCHER := $(VENV)/bin/containerd-shim-hawser-v2
 PROTO_SRCS := $(shell find protos -name '*.proto' 2>/dev/null | LC_ALL=C sort)
 PROTO_OUT := shim/proto
 PROTO_MARK := $(PROTO_OUT)/schema.py
@@ -39,7 +40,7 @@ BENCH_ARGS ?=
 
 .PHONY: install apt-packages bytecode protos test demo bench clean
 
-install: apt-packages $(LAUNCHER) $(PROTO_MARK) bytecode
+install: apt-packages $(LAUNCHER) $(SHIM_LAUNCHER) $(PROTO_MARK) bytecode
 
 # One dpkg-query for all packages; apt-get only when something is missing.
 apt-packages:
@@ -74,6 +75,19 @@ $(LAUNCHER): $(STAMP) Makefile
 		'#!$(VPY) -IS' \
 		'import sys; sys.path[0:0] = ["$(REPO)"]; sys.path.append("'"$$site"'")' \
 		'from runtime.cli import main' \
+		'sys.exit(main())' > $@.tmp; \
+	chmod 755 $@.tmp; \
+	mv -f $@.tmp $@; \
+	echo "wrote fast launcher $@"
+
+# The shim's launcher, like hawser's: containerd runs `containerd-shim-hawser-v2 start` for every
+# container (its start-up is on the path of `ctr run`; the daemon is that process, forked).
+$(SHIM_LAUNCHER): $(STAMP) Makefile
+	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	printf '%s\n' \
+		'#!$(VPY) -IS' \
+		'import sys; sys.path[0:0] = ["$(REPO)"]; sys.path.append("'"$$site"'")' \
+		'from shim.cli import main' \
 		'sys.exit(main())' > $@.tmp; \
 	chmod 755 $@.tmp; \
 	mv -f $@.tmp $@; \
