@@ -52,7 +52,7 @@ def intermediate(ctx: InitContext) -> None:
         # init shares our channel to the parent: it waits for this pipe to close (when we exit)
         # so that the parent always reads our "pid" before anything init says.
         gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        pid = fork_in_cgroup()
         if pid == 0:
             os.close(gate_w)
             os.read(gate_r, 1)
@@ -63,6 +63,15 @@ def intermediate(ctx: InitContext) -> None:
     except BaseException as e:  # noqa: BLE001 - a forked child must report and _exit, whatever
         _report(ctx.chan, e)
         os._exit(1)
+
+
+def fork_in_cgroup() -> int:
+    """fork() once we are in the container's cgroup, where a pids limit can refuse it."""
+    try:
+        return os.fork()
+    except BlockingIOError:
+        raise HawserError("cannot fork: the container's pids limit "
+                          "(linux.resources.pids.limit) is reached") from None
 
 
 def container_init(ctx: InitContext) -> None:

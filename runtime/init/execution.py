@@ -13,7 +13,7 @@ from runtime import syscall
 from runtime.errors import HawserError
 from runtime.init import console
 from runtime.init.container import (InitContext, _report, close_fds, drop_privileges,
-                                    exec_process, prepare_process)
+                                    exec_process, fork_in_cgroup, prepare_process)
 from runtime.syscall.consts import NAMESPACES
 
 
@@ -59,7 +59,7 @@ def exec_intermediate(ctx: InitContext, init_pid: int, ns_types: list[str]) -> N
         if ctx.cgroup is not None:
             ctx.cgroup.apply_self()
         ctx.in_userns = join_container(init_pid, ns_types)
-        pid = os.fork()
+        pid = fork_in_cgroup()
         if pid == 0:
             exec_child(ctx)
         ctx.chan.send("pid", pid=pid)
