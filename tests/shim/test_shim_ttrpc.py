@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+import shim_harness  # noqa: F401  (puts the repository first on sys.path)
+
 from shim import ttrpc, wire
 
 TASK = "containerd.task.v2.Task"

@@ -7,6 +7,8 @@ import importlib
 import pkgutil
 
 import pytest
+
+import shim_harness  # noqa: F401  (puts the repository first on sys.path)
 from google.protobuf import descriptor_pool, message_factory
 
 import shim.proto
