@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from shim import cli, state, wire
+from shim import cli
 
 
 def _warn(msg: str) -> None:
@@ -20,22 +20,40 @@ def delete(flags: dict) -> bytes:
         raise cli.UsageError("-id is required")
     bundle = flags.get("bundle") or os.getcwd()
     sdir = cli.state_dir(address, ns, cid)
-    saved = state.load(sdir)
-    if saved:
-        _clean_after_dead_shim(saved, cid, ns, bundle)
+    if os.path.isdir(sdir):    # else the shim ended cleanly: nothing to load, nothing to undo
+        from shim import state
+        saved = state.load(sdir)
+        if saved:
+            _clean_after_dead_shim(saved, cid, ns, bundle)
+        state.remove_dir(sdir)
     _remove_dead_socket(os.path.join(bundle, "address"))
-    state.remove_dir(sdir)
     try:
         with open(os.path.join(bundle, "init.pid")) as f:
             pid = int(f.read().strip())
     except (OSError, ValueError):
         pid = 0
-    return wire.message("containerd.task.v2.DeleteResponse")(
-        pid=pid, exit_status=137, exited_at=wire.timestamp(time.time_ns())).encode()
+    return delete_response(pid, 137, time.time_ns())
+
+
+def delete_response(pid: int, status: int, exited_ns: int) -> bytes:
+    """containerd.task.v2.DeleteResponse{1 pid, 2 exit_status, 3 exited_at Timestamp}, encoded
+    here: this answers after every container, and shim.wire would cost its import."""
+    def varint(v: int) -> bytes:
+        out = bytearray()
+        while v > 0x7F:
+            out.append(v & 0x7F | 0x80)
+            v >>= 7
+        out.append(v)
+        return bytes(out)
+    seconds, nanos = divmod(exited_ns, 1_000_000_000)
+    ts = (b"\x08" + varint(seconds) if seconds else b"") + \
+        (b"\x10" + varint(nanos) if nanos else b"")
+    return (b"\x08" + varint(pid) if pid else b"") + \
+        (b"\x10" + varint(status) if status else b"") + b"\x1a" + varint(len(ts)) + ts
 
 
 def _clean_after_dead_shim(saved: dict, cid: str, ns: str, bundle: str) -> None:
-    from shim import mount
+    from shim import mount, state
     from shim.reaper import Reaper
     from shim.runtime_cli import Runtime, RuntimeFailed
     runtime = Runtime(Reaper(direct=True), saved.get("binary") or cli.default_runtime(),
@@ -53,13 +71,13 @@ def _clean_after_dead_shim(saved: dict, cid: str, ns: str, bundle: str) -> None:
 
 def _remove_dead_socket(address_file: str) -> None:
     """The socket of a dead shim (nobody answers on it any more) under /run/containerd/s."""
-    from shim.daemon import _can_connect
     try:
         with open(address_file) as f:
             address = f.read().strip()
     except OSError:
         return
     path = address[len("unix://"):] if address.startswith("unix://") else ""
-    if os.path.dirname(path) == cli.SOCKET_DIR and os.path.exists(path) and \
-            not _can_connect(path):
-        os.unlink(path)
+    if os.path.dirname(path) == cli.SOCKET_DIR and os.path.exists(path):
+        from shim.daemon import _can_connect
+        if not _can_connect(path):
+            os.unlink(path)

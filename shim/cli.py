@@ -103,13 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("shim namespace cannot be empty")
         if action == "start":
             from shim import daemon
-            print(daemon.start(flags), end="", flush=True)
-            return 0
+            _exit_with(daemon.start(flags).encode())
         if action == "delete":
             from shim import cleanup
-            sys.stdout.buffer.write(cleanup.delete(flags))
-            sys.stdout.flush()
-            return 0
+            _exit_with(cleanup.delete(flags))
         if action:
             raise UsageError(f"unknown action {action!r}")
         from shim import daemon
@@ -120,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         sys.stderr.write(f"containerd-shim-hawser-v2: {e}")
         return 1
+
+
+def _exit_with(output: bytes) -> None:
+    """Write the answer and exit at once: containerd waits for `start` and `delete` to end, and
+    the interpreter's clean-up would only add to every container's creation and removal."""
+    view = memoryview(output)
+    while view:
+        view = view[os.write(1, view):]
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,14 @@ def _fork_daemon(sock, flags: dict) -> None:
         os._exit(code)
 
 
+def _unlink(path) -> None:
+    if isinstance(path, str) and path.startswith("/"):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 class Log:
     """logrus-style lines on stderr: the bundle's `log` FIFO, which containerd copies to its own
     log (non-blocking: a line is dropped rather than the shim blocked when nobody reads)."""
@@ -130,10 +138,8 @@ class Log:
 def serve(flags: dict, listener=None) -> int:
     """The daemon: listener is the socket `start` bound, else -socket PATH is bound, else the
     socket is fd 3 (how containerd's Go shims hand it over)."""
-    import threading
-
     from runtime import syscall
-    from shim import ttrpc
+    from shim import state, threads, ttrpc
     from shim.events import Publisher
     from shim.reaper import Reaper
     from shim.service import TaskService
@@ -154,28 +160,29 @@ def serve(flags: dict, listener=None) -> int:
     reaper.install()
     sdir = cli.state_dir(address, ns, cid)
     os.makedirs(sdir, mode=0o700, exist_ok=True)
+
+    def leave() -> None:
+        """No task left (Shutdown): the socket and the state directory go at once (containerd
+        runs `delete` as soon as it has closed its connection), the process a moment later, once
+        the answer is out."""
+        _unlink(socket_path)
+        state.remove_dir(sdir)
+        threads.after(0.02, reaper.wake_shutdown)
+
     publisher = Publisher(ns, os.environ.get("TTRPC_ADDRESS", ""), flags.get("publish-binary", ""),
                           address, reaper, log)
-    service = TaskService(ns, reaper, publisher, sdir, cli.default_runtime(), log,
-                          reaper.wake_shutdown)
+    service = TaskService(ns, reaper, publisher, sdir, cli.default_runtime(), log, leave)
     server = ttrpc.Server(log)
     server.register(TASK_SERVICE, service)
-    threading.Thread(target=server.serve, args=(listener,), daemon=True).start()
-    log("debug", f"serving {TASK_SERVICE} on {socket_path}")
+    threads.spawn(server.serve, listener)
     why = reaper.run()
     log("info" if why == "shutdown" else "warn", f"shim exiting ({why})")
     server.shutdown()
-    if isinstance(socket_path, str) and socket_path.startswith("/"):
-        try:
-            os.unlink(socket_path)
-        except OSError:
-            pass
+    _unlink(socket_path)
     # queued events still go out (within 5 s), while this thread goes on reaping: the publish
     # binary, when it is used, is a child too
-    threading.Thread(target=lambda: (publisher.close(5.0), reaper.wake_shutdown()),
-                     daemon=True).start()
+    threads.spawn(lambda: (publisher.close(5.0), reaper.wake_shutdown()))
     reaper.run()
     if not service.containers:
-        from shim import state
         state.remove_dir(sdir)
     os._exit(0)

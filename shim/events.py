@@ -7,11 +7,10 @@ when containerd restarts, an event is retried a few times before it is dropped. 
 With neither, events are only logged.
 """
 import os
-import threading
 import time
-from collections import deque
+from _collections import deque
 
-from shim import ttrpc, wire
+from shim import threads, ttrpc, wire
 
 FORWARD = ("containerd.services.events.ttrpc.v1.Events", "Forward")
 NAMESPACE_KEY = "containerd-namespace-ttrpc"
@@ -37,38 +36,38 @@ class Publisher:
         self.reaper = reaper
         self.log = log or (lambda level, msg: None)
         self.queue: deque = deque()
-        self.cond = threading.Condition()
+        self.wake = threads.Event()      # set when the queue has grown, or at close()
+        self.done = threads.Event()
         self.closing = False
         self.client = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        threads.spawn(self._run)
 
     def publish(self, event) -> None:
         """Queue an event message (containerd.events.*); returns at once."""
         envelope = evt.Envelope(timestamp=wire.timestamp(time.time_ns()),
                                 namespace=self.namespace, topic=TOPICS[type(event).__name__],
                                 event=wire.pack_any(event))
-        with self.cond:
-            self.queue.append(envelope)
-            self.cond.notify()
+        self.queue.append(envelope)    # deque.append is atomic
+        self.wake.set()
 
     def close(self, timeout: float = 5.0) -> None:
         """Send what is queued (within timeout), then stop."""
-        with self.cond:
-            self.closing = True
-            self.cond.notify()
-        self.thread.join(timeout)
+        self.closing = True
+        self.wake.set()
+        self.done.wait(timeout)
         if self.client is not None:
             self.client.close()
 
     def _run(self) -> None:
         while True:
-            with self.cond:
-                while not self.queue and not self.closing:
-                    self.cond.wait()
-                if not self.queue:
+            if not self.queue:
+                if self.closing:
+                    self.done.set()
                     return
-                envelope = self.queue[0]
+                self.wake.wait()
+                self.wake.clear()    # whatever is queued from here on sets it again
+                continue
+            envelope = self.queue[0]
             for attempt in range(ATTEMPTS):
                 try:
                     self._send(envelope)
@@ -83,8 +82,7 @@ class Publisher:
                     time.sleep(0.2 * (attempt + 1))
             else:
                 self.log("error", f"dropped event {envelope.topic}")
-            with self.cond:
-                self.queue.popleft()
+            self.queue.popleft()
 
     def _send(self, envelope) -> None:
         if self.ttrpc_address:

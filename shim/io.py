@@ -17,7 +17,8 @@ import _socket
 import os
 import stat
 import struct
-import threading
+
+from shim import threads
 
 DEVNULL = "/dev/null"
 
@@ -46,9 +47,9 @@ class ProcessIO:
         self.stdin_writer = None           # ours on the stdin FIFO, until CloseIO
         self.copy_in = self.copy_out = None    # terminal: FIFO ends the copy threads use
         self.master = None
-        self.output_done = threading.Event()
+        self.output_done = threads.Event()
         self.output_done.set()
-        self.lock = threading.Lock()
+        self.lock = threads.Lock()
 
     def open(self) -> None:
         """Open the FIFOs/files before the runtime runs (closes what it opened on failure)."""
@@ -114,12 +115,10 @@ class ProcessIO:
         close elsewhere never makes it write to a reused fd number."""
         self.master = master
         if self.copy_out is not None:
-            threading.Thread(target=self._copy_out, args=(os.dup(master), self.copy_out),
-                             daemon=True).start()
+            threads.spawn(self._copy_out, os.dup(master), self.copy_out)
             self.copy_out = None
         if self.copy_in is not None:
-            threading.Thread(target=self._copy_in, args=(self.copy_in, os.dup(master)),
-                             daemon=True).start()
+            threads.spawn(self._copy_in, self.copy_in, os.dup(master))
             self.copy_in = None
 
     def _copy_out(self, src: int, dest: int) -> None:

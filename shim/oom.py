@@ -2,15 +2,14 @@
 registered in cgroup.event_control with memory.oom_control). The kernel also signals the eventfd
 when the cgroup is removed: the watching thread then ends."""
 import os
-import threading
 
-from shim import cgroup
+from shim import cgroup, threads
 
 
 class Watch:
     def __init__(self, path: str, callback):
         self.path, self.callback = path, callback
-        self.lock = threading.Lock()
+        self.lock = threads.Lock()
         self.closed = False
         self.efd = os.eventfd(0, os.EFD_CLOEXEC)
         try:
@@ -23,7 +22,7 @@ class Watch:
         except OSError:
             os.close(self.efd)
             raise
-        threading.Thread(target=self._run, daemon=True).start()
+        threads.spawn(self._run)
 
     def _run(self) -> None:
         while True:

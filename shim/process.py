@@ -6,7 +6,7 @@ that arrives while Start is still running (a short-lived process, reaped before 
 or `exec` returned) is held until Start has published its event: TaskExit never precedes
 TaskStart / TaskExecStarted.
 """
-import threading
+from shim import threads
 
 CREATED, RUNNING, STOPPED, PAUSED, PAUSING = "created", "running", "stopped", "paused", "pausing"
 STATUS_CODES = {"unknown": 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5}
@@ -21,8 +21,8 @@ class Process:
         self.status = CREATED
         self.exit_status = 0
         self.exited_at = 0          # ns since the epoch
-        self.exited = threading.Event()
-        self.lock = threading.Lock()
+        self.exited = threads.Event()
+        self.lock = threads.Lock()
         self.starting = False
         self.pending_exit = None
         self.spec_path = None       # exec: the process.json given to the runtime

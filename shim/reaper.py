@@ -16,8 +16,9 @@ writes the signal number into a pipe, the main thread reads it.
 """
 import _signal
 import os
-import threading
 import time
+
+from shim import threads
 
 UNCLAIMED_TTL = 30.0    # seconds an exit nobody claimed is kept (pids are not reused that fast)
 UNCLAIMED_MAX = 1024
@@ -34,7 +35,7 @@ def exit_code(wait_status: int) -> int:
 class Reaper:
     def __init__(self, direct: bool = False):
         self.direct = direct    # no reaping loop (the `delete` command): wait() calls waitpid
-        self.lock = threading.Lock()
+        self.lock = threads.Lock()
         self.waiting: dict[int, Child] = {}    # spawn()ed, not exited yet
         self.tracked: dict[int, object] = {}   # pid -> callback(exit code, time ns)
         self.unclaimed: dict[int, tuple] = {}  # pid -> (exit code, time ns, monotonic)
@@ -132,7 +133,7 @@ class Child:
     __slots__ = ("pid", "done", "code", "when", "direct")
 
     def __init__(self, pid: int, direct: bool = False):
-        self.pid, self.done, self.code, self.when = pid, threading.Event(), None, None
+        self.pid, self.done, self.code, self.when = pid, threads.Event(), None, None
         self.direct = direct
 
     def wait(self, timeout: float | None = None) -> int | None:

@@ -7,11 +7,10 @@ exec or finished process, AlreadyExists for a duplicate, FailedPrecondition for 
 process's state forbids (Start twice, Delete while running), Unimplemented for Checkpoint.
 """
 import os
-import threading
 import time
 
 from runtime import jsonlite
-from shim import VERSION, mount, process, state, ttrpc, wire
+from shim import VERSION, mount, process, state, threads, ttrpc, wire
 from shim.io import ConsoleSocket, ProcessIO
 from shim.process import CREATED, PAUSED, RUNNING, STATUS_CODES, STOPPED, Process
 from shim.runtime_cli import Runtime, RuntimeFailed, read_pid_file
@@ -37,7 +36,7 @@ class Container:
         self.rootfs = rootfs          # where the shim mounted containerd's rootfs, if it did
         self.pid_ns = pid_ns          # False: orphans of the container are killed at its exit
         self.execs: dict[str, Process] = {}
-        self.lock = threading.Lock()
+        self.lock = threads.Lock()
         self.oom = None
         self.procs_file = None        # the cgroup.procs of the container (without a pid ns)
 
@@ -49,7 +48,7 @@ class TaskService:
         self.state_dir, self.default_binary = state_dir, default_binary
         self.log, self.request_shutdown = log, shutdown
         self.containers: dict[str, Container] = {}
-        self.lock = threading.Lock()
+        self.lock = threads.Lock()
         self.counter = 0
 
     # -- lookups ------------------------------------------------------------------------------
@@ -230,7 +229,7 @@ class TaskService:
                                                exit_status=p.exit_status,
                                                exited_at=wire.timestamp(p.exited_at)))
         if not c.pid_ns:    # no pid namespace: nothing kills what init leaves behind
-            threading.Thread(target=self._kill_all, args=(c,), daemon=True).start()
+            threads.spawn(self._kill_all, c)
 
     def _kill_all(self, c: Container) -> None:
         """What init left in the container's cgroup, as runc's shim does: `kill --all`, or (a
@@ -466,8 +465,7 @@ class TaskService:
         with self.lock:
             if self.containers:
                 return Empty()
-        # the answer goes out first: the shim exits a moment later
-        threading.Timer(0.02, self.request_shutdown).start()
+        self.request_shutdown()    # the shim exits once this answer is out
         return Empty()
 
     # -- OOM ----------------------------------------------------------------------------------

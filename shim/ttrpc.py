@@ -10,13 +10,13 @@ blocking call (Task.Wait) holds up nothing else. A frame that is truncated, larg
 not a decodable request closes that connection only. Client: calls from any number of threads on
 one connection; a reader thread hands each response to its caller.
 
-Built on _socket and threading alone (no grpc, no asyncio): one shim per container must stay small.
+Built on _socket and _thread (shim.threads) alone, no grpc, no asyncio: one shim per container must
+stay small.
 """
 import _socket
 import struct
-import threading
 
-from shim import wire
+from shim import threads, wire
 
 HEADER = struct.Struct(">IIBB")
 MAX_DATA = 4 << 20
@@ -98,7 +98,7 @@ class Server:
         self.log = log or (lambda level, msg: None)
         self.listener = None
         self.conns = set()
-        self.lock = threading.Lock()
+        self.lock = threads.Lock()
 
     def register(self, service: str, impl) -> None:
         from shim.proto.schema import SERVICES
@@ -121,7 +121,7 @@ class Server:
             conn = _socket.socket(fileno=fd)
             with self.lock:
                 self.conns.add(conn)
-            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+            threads.spawn(self._connection, conn)
 
     def shutdown(self) -> None:
         listener, self.listener = self.listener, None
@@ -139,7 +139,7 @@ class Server:
                     pass
 
     def _connection(self, conn) -> None:
-        wlock = threading.Lock()
+        wlock = threads.Lock()
         try:
             while True:
                 frame = read_frame(conn)
@@ -156,8 +156,7 @@ class Server:
                     self._reply(conn, wlock, stream_id, Error(
                         INVALID_ARGUMENT, "StreamID must be odd for client initiated streams"))
                     continue
-                threading.Thread(target=self._call, args=(conn, wlock, stream_id, req),
-                                 daemon=True).start()
+                threads.spawn(self._call, conn, wlock, stream_id, req)
         except FrameError as e:
             self.log("warn", f"ttrpc: closing connection: {e}")
         except OSError:
@@ -212,12 +211,12 @@ class Client:
             self.sock.close()
             raise
         self.sock.settimeout(None)
-        self.wlock = threading.Lock()
-        self.lock = threading.Lock()
+        self.wlock = threads.Lock()
+        self.lock = threads.Lock()
         self.next_id = 1
         self.pending: dict[int, list] = {}
         self.closed = None
-        threading.Thread(target=self._reader, daemon=True).start()
+        threads.spawn(self._reader)
 
     def call(self, service: str, method: str, request, response_cls, timeout: float | None = None,
              metadata: dict | None = None):
@@ -226,7 +225,7 @@ class Client:
             if self.closed:
                 raise Error(UNAVAILABLE, f"ttrpc: closed: {self.closed}")
             stream_id, self.next_id = self.next_id, self.next_id + 2
-            slot = [threading.Event(), None]
+            slot = [threads.Event(), None]
             self.pending[stream_id] = slot
         req = Request(service=service, method=method, payload=request.encode(),
                       timeout_nano=int(timeout * 1e9) if timeout else 0,

@@ -126,3 +126,15 @@ def test_any_and_timestamp():
     assert events.TaskExit.decode(any_msg.value).exit_status == 3
     ts = wire.timestamp(1_700_000_000_123_456_789)
     assert (ts.seconds, ts.nanos) == (1_700_000_000, 123_456_789)
+
+
+@pytest.mark.parametrize("pid,status,ns", [(0, 137, 1_700_000_000_000_000_000),
+                                           (4242, 137, 1_700_000_000_123_456_789), (5, 0, 7)])
+def test_delete_command_response_matches_the_codec(pid, status, ns):
+    """`delete` encodes its DeleteResponse by hand (it runs after every container)."""
+    from shim.cleanup import delete_response
+    msg = wire.message("containerd.task.v2.DeleteResponse")(pid=pid, exit_status=status,
+                                                            exited_at=wire.timestamp(ns))
+    assert delete_response(pid, status, ns) == msg.encode()
+    assert pb_class("containerd.task.v2.DeleteResponse").FromString(
+        delete_response(pid, status, ns)).exited_at.nanos == ns % 10 ** 9
