@@ -4,10 +4,12 @@ exit), exec, pids, pause/resume, terminal, CloseIO, update/stats, OOM, events in
 errors as containerd's status codes, a shim killed and cleaned up by `delete`, idle memory."""
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 import uuid
@@ -401,6 +403,26 @@ def test_start_reuses_a_live_shim_and_idles_small(env, make_bundle):
     with open(f"/proc/{shim.pid}/maps") as f:
         maps = f.read()
     assert "cygrpc" not in maps and "_upb" not in maps    # neither grpc nor protobuf loaded
+    shim.call("Kill", id=shim.id, signal=9)
+    shim.call("Wait", id=shim.id)
+    finish(shim)
+
+
+@pytest.mark.parametrize("frame", [struct.pack(">IIBB", (4 << 20) + 1, 1, 1, 0),
+                                   struct.pack(">IIBB", 3, 1, 1, 0) + b"\xff\xff\xff",
+                                   b"\x00\x00\x00\x10garbage"])
+def test_bad_frames_do_not_hurt_the_shim(env, make_bundle, frame):
+    bundle = make_bundle(["sleep", "100"])
+    shim = env.shim(bundle)
+    create(shim, bundle)
+    bad = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    bad.connect(shim.socket)
+    bad.settimeout(5)
+    bad.sendall(frame)
+    bad.shutdown(_socket.SHUT_WR)
+    assert bad.recv(100) == b""    # that connection is closed...
+    bad.close()
+    assert shim.call("State", id=shim.id).status == CREATED    # ...the others are served
     shim.call("Kill", id=shim.id, signal=9)
     shim.call("Wait", id=shim.id)
     finish(shim)
