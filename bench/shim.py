@@ -114,7 +114,8 @@ class Containerd:
 
 class Shims(Benchmark):
     name = "shim"
-    title = "ctr run --rm true and idle memory: containerd-shim-hawser-v2 vs containerd-shim-runc-v2"
+    title = ("ctr run --rm true and idle memory: containerd-shim-hawser-v2 vs "
+             "containerd-shim-runc-v2")
     metrics = ("shim.run.ours", "shim.run.runc-shim", "shim.rss-KiB.ours",
                "shim.rss-KiB.runc-shim", "shim.pss-KiB.ours", "shim.pss-KiB.runc-shim")
 

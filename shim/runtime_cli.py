@@ -69,8 +69,9 @@ class Runtime:
                 out = b"".join(chunks)
             code = child.wait()
             if code != 0:
+                name = os.path.basename(self.binary)
                 raise RuntimeFailed(self._error(offset, err_fd) or
-                                    f"{os.path.basename(self.binary)} {args[0]}: exit status {code}")
+                                    f"{name} {args[0]}: exit status {code}")
             return out
         finally:
             for fd in (err_fd, in_r, in_w, out_r, out_w):

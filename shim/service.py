@@ -103,7 +103,10 @@ class TaskService:
         with self.lock:
             if req.id in self.containers:
                 raise _fail(ttrpc.ALREADY_EXISTS, f"container {req.id} already exists")
-        binary, root, extra = self._runtime_choice(req.options)
+        try:
+            binary, root, extra = self._runtime_choice(req.options)
+        except (OSError, ValueError) as e:    # tomllib's errors are ValueErrors
+            raise _fail(ttrpc.INVALID_ARGUMENT, f"runtime options: {e}") from None
         bundle = req.bundle
         state.save(self.state_dir, {"binary": binary, "root": root, "id": req.id,
                                     "bundle": bundle})
@@ -133,6 +136,7 @@ class TaskService:
         except BaseException as e:
             pio.close()
             self._undo_create(runtime, req.id, rootfs)
+            state.forget(self.state_dir)
             if isinstance(e, RuntimeFailed):
                 raise _fail(ttrpc.UNKNOWN, f"OCI runtime create failed: {e}") from None
             if isinstance(e, (OSError, ValueError)):
@@ -197,7 +201,7 @@ class TaskService:
     def _start_exec(self, c: Container, p: Process) -> None:
         if c.init.status == STOPPED:
             raise _fail(ttrpc.FAILED_PRECONDITION, f"container {c.id} is stopped")
-        pid_file = self._state_file(f"exec.pid")
+        pid_file = self._state_file("exec.pid")
         console = None
         try:
             p.io.open()
@@ -264,7 +268,8 @@ class TaskService:
         if req.exec_id:
             with c.lock:
                 c.execs.pop(req.exec_id, None)
-            if not p.exited.is_set():    # never started: release its waiters
+            if not p.exited.is_set():    # never started: release its waiters (no TaskExit)
+                p.on_exit = None
                 p.set_exited(255, time.time_ns())
             p.io.close()
             state.remove(p.spec_path)

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from shim_harness import (HAWSER, EventSink, Fifo, Shim, children, events, rss_kib,
-                          short_tempdir, task, ttrpc, wire, zombie_children)
+from shim_harness import (EventSink, Fifo, Shim, children, rss_kib, short_tempdir, ttrpc,
+                          wire, zombie_children)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 CREATED, RUNNING, STOPPED, PAUSED = 1, 2, 3, 4

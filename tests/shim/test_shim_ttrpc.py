@@ -30,7 +30,8 @@ class FakeTask:
             raise ttrpc.Error(ttrpc.NOT_FOUND, "container not created")
         if req.id == "boom":
             raise RuntimeError("handler bug")
-        return task.StateResponse(id=req.id, exec_id=req.exec_id, pid=len(req.id), bundle="b" * 1000)
+        return task.StateResponse(id=req.id, exec_id=req.exec_id, pid=len(req.id),
+                                  bundle="b" * 1000)
 
     def Wait(self, req):
         self.released.wait(10)

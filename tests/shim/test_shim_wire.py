@@ -25,7 +25,8 @@ def pb_class(name: str):
     return message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
 
 
-SAMPLES = {wire.STRING: "s-\u00e9", wire.BYTES: b"\x00\xffb", wire.BOOL: True, wire.UINT32: 4000000000,
+SAMPLES = {wire.STRING: "s-\u00e9", wire.BYTES: b"\x00\xffb", wire.BOOL: True,
+           wire.UINT32: 4000000000,
            wire.UINT64: 2 ** 63 + 5, wire.INT64: -5, wire.INT32: -7, wire.ENUM: 2,
            wire.DOUBLE: 1.5, wire.FLOAT: 0.25}
 
