@@ -19,6 +19,11 @@ def load_bundle(bundle: str, cache_dir: str) -> tuple[Spec, str]:
         raise HawserError(f"{path}: {e.strerror}") from None
     from runtime.validate import validate_config
     spec = Spec(validate_config(raw, cache_dir))
+    for m in spec.mounts:
+        # A relative bind source is relative to the bundle, as with runc, not to our cwd.
+        bind = m.type == "bind" or "bind" in m.options or "rbind" in m.options
+        if bind and m.source and not m.source.startswith("/"):
+            m.source = f"{bundle}/{m.source}"
     rootfs = spec.root_path if spec.root_path.startswith("/") else f"{bundle}/{spec.root_path}"
     rootfs = os.path.realpath(rootfs)
     if not os.path.isdir(rootfs):

@@ -44,10 +44,6 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
     cleanup = Cleanup(c)
     try:
         mgr = cgroups.open_manager(spec.linux.cgroups_path, cid)
-        mgr.create()
-        cleanup.cgroup = mgr
-        if spec.linux.resources:
-            mgr.set(spec.linux.resources)
         c.data = {"ociVersion": spec.oci_version, "id": cid, "pid": 0, "bundle": bundle,
                   "rootfs": rootfs, "created": state.rfc3339(time.time_ns()),
                   "annotations": spec.annotations, "cgroup": mgr.to_dict(),
@@ -55,6 +51,13 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
                   # what exec needs: the process to default to, the namespaces to join
                   "process": spec.raw.get("process"), "seccomp": spec.linux.seccomp,
                   "namespaces": [ns.type for ns in spec.linux.namespaces]}
+        # Recorded before anything is made: were this process killed mid-way, `delete --force`
+        # still finds the id (a stopped container, pid 0) and the cgroup to remove.
+        c.save()
+        mgr.create()
+        cleanup.cgroup = mgr
+        if spec.linux.resources:
+            mgr.set(spec.linux.resources)
         start_sock = listen_start_socket(c.dir)
         console_sock = None
         if opts.console_socket:

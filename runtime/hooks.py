@@ -22,6 +22,7 @@ def run_hook(kind: str, index: int, hook: Hook, state: dict) -> None:
         try:
             os.dup2(stdin_r, 0)
             os.dup2(err_w, 2)
+            os.closerange(3, 0x7FFFFFFF)  # a hook gets stdio only, none of our (or our caller's) fds
             env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
             os.execve(hook.path, hook.args, env)
         except BaseException as e:  # noqa: BLE001 - report anything, then leave without cleanup

@@ -19,6 +19,11 @@ def configure(path: str | None, fmt: str, debug: bool) -> None:
         _file = True
 
 
+def file_fd():
+    """The fd of the --log file, or None when logging to stderr."""
+    return _fd if _file else None
+
+
 def _now() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \

@@ -2,7 +2,7 @@
 subreaper, forwarding signals to it, and delete the container; the exit code is the container's."""
 import os
 
-from runtime import syscall
+from runtime import NotExist, state, syscall
 from runtime.create import CreateOptions, create
 from runtime.delete import delete_container
 from runtime.start import start_container
@@ -16,26 +16,35 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool) -> int:
         syscall.get().set_child_subreaper()
         opts.own_console = True
     c = create(root, cid, opts)
+    relay = None
     try:
+        if c.console is not None:
+            from runtime.relay import ConsoleRelay
+            relay = ConsoleRelay(c.console)
         start_container(c)
     except BaseException:
+        if relay is not None:
+            relay.close()
         delete_container(c, force=True)
         raise
     if detach:
         c.unlock()
         return 0
     c.unlock()
-    if c.console is not None:
-        from runtime.relay import relay_console
-        code = relay_console(c.console, c.pid, wait_init)
+    code = relay.run(c.pid, wait_init) if relay is not None else wait_init(c.pid)
+    # The lock was released while waiting: the id may have been deleted and reused since.
+    try:
+        now = state.load(c.root, c.id)
+    except NotExist:
+        return code
+    if all(now.data.get(k) == c.data.get(k) for k in ("pid", "pidStart", "created")):
+        delete_container(now, force=True)
     else:
-        code = wait_init(c.pid)
-    c.lock()
-    delete_container(c, force=True)
+        now.unlock()
     return code
 
 
-def wait_init(pid: int) -> int:
+def wait_init(pid: int, forwarded=FORWARDED) -> int:
     import _signal
 
     def forward(signum, _frame):
@@ -44,7 +53,7 @@ def wait_init(pid: int) -> int:
         except ProcessLookupError:
             pass
 
-    for sig in FORWARDED:
+    for sig in forwarded:
         _signal.signal(sig, forward)
     while True:
         # Reap everything: without a pid namespace of its own the container's orphans are ours.

@@ -18,7 +18,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def check_id(cid: str) -> None:
     """runc's rule: ids match [\\w+-.]+ and are not a path element of their own."""
-    if not cid or cid in (".", "..") or not _ID_CHARS.issuperset(cid) or len(cid) > 255:
+    if not cid or cid.startswith(".") or not _ID_CHARS.issuperset(cid) or len(cid) > 255:
         raise HawserError(f"invalid container id {cid!r}: use letters, digits, '_', '+', '-', '.'")
 
 
@@ -103,9 +103,20 @@ class Container:
             return "stopped"
         if self.frozen():
             return "paused"
-        if os.path.exists(f"{self.dir}/{START_SOCKET}"):
+        if os.path.exists(f"{self.dir}/{START_SOCKET}") and self._init_not_execd():
             return "created"
         return "running"
+
+    def _init_not_execd(self) -> bool:
+        """Init is still the runtime (our interpreter) until it execve()s the user's program;
+        start.sock alone could outlive a `start` killed after the exec."""
+        import sys
+        try:
+            st = os.stat(f"/proc/{self.pid}/exe")
+            me = os.stat(sys.executable)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino)
 
     def frozen(self) -> bool:
         freezer = self.data.get("cgroup", {}).get("paths", {})

@@ -16,19 +16,22 @@ TIOCSWINSZ = 0x5414
 
 def connect(path: str):
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    dfd = None
     try:
-        s.connect(path if len(path) < 100 else _short_path(path))
+        if len(path) < 100:
+            s.connect(path)
+        else:
+            # unix socket addresses hold 108 bytes: reach a long path through its directory's fd
+            d, _, name = path.rpartition("/")
+            dfd = os.open(d or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            s.connect(f"/proc/self/fd/{dfd}/{name}")
     except OSError as e:
         s.close()
         raise HawserError(f"--console-socket {path}: {e.strerror}") from None
+    finally:
+        if dfd is not None:
+            os.close(dfd)
     return s
-
-
-def _short_path(path: str) -> str:
-    """unix socket addresses hold 108 bytes: reach a long path through /proc/self/fd/DIRFD."""
-    d, _, name = path.rpartition("/")
-    fd = os.open(d or "/", os.O_PATH | os.O_DIRECTORY)  # left open: needed until connect returns
-    return f"/proc/self/fd/{fd}/{name}"
 
 
 def bind_dev_console(pty_name: str) -> None:

@@ -21,7 +21,7 @@ from runtime.errors import HawserError
 from runtime.hooks import run_hooks
 from runtime.init import console, process, rootfs
 from runtime.init.namespaces import create_namespaces, join_namespaces
-from runtime.init.paths import ensure_in_root
+from runtime.init.paths import ensure_in_root, open_in_root
 from runtime.syscall.consts import CLONE_NEWUSER, CLOSE_RANGE_CLOEXEC
 
 SIG_DFL = 0
@@ -158,12 +158,27 @@ def prepare_process(ctx: InitContext) -> tuple[dict, str]:
     proc = ctx.spec.process
     env = process.env_dict(proc)
     path = process.find_executable(proc.args[0], env)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as e:
-        raise HawserError(f"process.cwd {proc.cwd}: {e.strerror}") from None
+    enter_cwd(proc.cwd)
     process.apply_rlimits(proc)
     return env, path
+
+
+def enter_cwd(cwd: str) -> None:
+    """chdir to process.cwd resolved inside our root: no symlink, `..` or /proc/self/fd/N link
+    (an inherited host fd, CVE-2024-21626) can put the process's cwd outside the container."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(root, cwd, os.O_DIRECTORY)
+    except OSError as e:
+        raise HawserError(f"process.cwd {cwd}: {e.strerror}") from None
+    finally:
+        os.close(root)
+    try:
+        os.fchdir(fd)
+    finally:
+        os.close(fd)
+    if os.getcwd().startswith("(unreachable)"):
+        raise HawserError(f"process.cwd {cwd}: outside the container's root")
 
 
 def drop_privileges(ctx: InitContext) -> None:
@@ -176,9 +191,7 @@ def drop_privileges(ctx: InitContext) -> None:
     process.set_user(proc, allow_setgroups=not ctx.in_userns or _setgroups_allowed())
     process.apply_caps(proc, log.warn, log.debug)
     if proc.no_new_privileges:
-        sc.set_no_new_privs()
-        if ctx.seccomp is not None:
-            ctx.seccomp.load()
+        sc.set_no_new_privs()  # the filter itself is loaded last, just before execve
 
 
 def _setgroups_allowed() -> bool:
@@ -195,7 +208,16 @@ def close_fds(ctx: InitContext) -> None:
     first = 3 + ctx.preserve_fds
     for fd in range(3, first):
         os.set_inheritable(fd, True)
-    syscall.get().close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+    try:
+        syscall.get().close_range(first, 0xFFFFFFFF, CLOSE_RANGE_CLOEXEC)
+    except OSError:
+        # A seccomp profile loaded already (no no_new_privs) may deny close_range.
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) >= first:
+                try:
+                    os.set_inheritable(int(name), False)
+                except OSError:
+                    pass
 
 
 def wait_for_start(ctx: InitContext):
@@ -212,6 +234,9 @@ def exec_process(ctx: InitContext, path: str, env: dict) -> None:
     # CPython ignores SIGPIPE and SIGXFSZ; ignored dispositions survive execve.
     _signal.signal(SIGPIPE, SIG_DFL)
     _signal.signal(SIGXFSZ, SIG_DFL)
+    if ctx.seccomp is not None and ctx.spec.process.no_new_privileges:
+        # Last, as runc: the profile only has to allow execve, not the runtime's own calls.
+        ctx.seccomp.load()
     try:
         os.execve(path, ctx.spec.process.args, env)
     except OSError as e:

@@ -76,6 +76,9 @@ def exec_child(ctx: InitContext) -> None:
         if proc.terminal:
             console.setup_console(ctx.console_sock, proc.console_size, proc.user.uid,
                                   proc.user.gid)
+        if proc.oom_score_adj is not None:  # as runc: the container's score, not our caller's
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
         env, path = prepare_process(ctx)
         drop_privileges(ctx)
         close_fds(ctx)

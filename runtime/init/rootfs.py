@@ -142,17 +142,38 @@ def apply_root_propagation(spec: Spec) -> None:
 
 
 def mask_paths(paths: list[str]) -> None:
-    """Hide each path: an empty read-only tmpfs over a directory, /dev/null over anything else."""
+    """Hide each path: an empty read-only tmpfs over a directory, /dev/null over anything else.
+    The /dev/null used is checked to be the null device (1:3): a /dev the container controls
+    could make it a link to something to expose instead (CVE-2025-31133); a masked path that is a
+    symlink is refused for the same reason."""
+    if not paths:
+        return
     sc = syscall.get()
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if (st.st_mode & 0o170000) == 0o040000:
-            sc.mount("tmpfs", p, "tmpfs", c.MS_RDONLY, None)
-        else:
-            sc.mount("/dev/null", p, None, c.MS_BIND)
+    null = _open_null()
+    try:
+        for p in paths:
+            try:
+                st = os.lstat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            kind = st.st_mode & 0o170000
+            if kind == 0o120000:
+                raise HawserError(f"linux.maskedPaths: {p} is a symbolic link in the container")
+            if kind == 0o040000:
+                sc.mount("tmpfs", p, "tmpfs", c.MS_RDONLY, None)
+            else:
+                sc.mount(fd_path(null), p, None, c.MS_BIND)
+    finally:
+        os.close(null)
+
+
+def _open_null() -> int:
+    fd = os.open("/dev/null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if (st.st_mode & 0o170000) != 0o020000 or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise HawserError("linux.maskedPaths: the container's /dev/null is not the null device")
+    return fd
 
 
 def readonly_paths(paths: list[str]) -> None:
