@@ -23,7 +23,7 @@ import pytest
 from clients_harness import (Containerd, PtyProcess, pid_cmdline, pty_conversation,
                              remove_cgroups, stop_process, wait_for)
 from images import write_oci_archive
-from shim_harness import REPO, cli, short_tempdir
+from shim_harness import REPO, Shim, cli, short_tempdir
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 RUNTIME = "io.containerd.hawser.v2"
@@ -256,3 +256,30 @@ def test_shim_killed_reports_the_task_stopped(containerd, flags):
              if len(line.split()) > 6 and line.split()[5] == "/tasks/exit" and
              f"\"container_id\":\"{cid}\"" in line]
     assert exits and exits[-1].get("exit_status") == 137 and exits[-1]["pid"] == pid, out
+
+
+def test_events_through_the_publish_binary(containerd, make_bundle):
+    """Without TTRPC_ADDRESS the shim publishes with `containerd --address A publish --topic T
+    --namespace NS` (the Any on stdin): containerd re-publishes what it receives."""
+    ctd = containerd
+    events = subprocess.Popen(ctd.ctr_cmd("events"), stdout=subprocess.PIPE, text=True)
+    cid = new_id(ctd)
+    shim = Shim(make_bundle(["sh", "-c", "exit 4"]).path, cid, ctd.namespace, str(ctd.sock),
+                ttrpc_address=None, publish_binary=shutil.which("containerd"))
+    try:
+        time.sleep(0.3)
+        shim.start()
+        shim.call("Create", id=cid, bundle=str(shim.bundle))
+        shim.call("Start", id=cid)
+        assert shim.call("Wait", id=cid).exit_status == 4
+        shim.call("Delete", id=cid)
+        shim.call("Shutdown", id=cid)
+        assert shim.wait_gone()
+        time.sleep(0.3)
+    finally:
+        shim.cleanup()
+        events.terminate()
+        out = events.communicate(timeout=10)[0]
+    topics = [line.split(maxsplit=6)[5] for line in out.splitlines()
+              if len(line.split()) > 6 and f"\"container_id\":\"{cid}\"" in line]
+    assert topics == ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"], out
