@@ -156,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
             # Only then: a `state` that succeeds never needs the log module.
             from runtime import log
             log.configure(gopts.get("log"), fmt, gopts.get("debug", False))
-            _LOG_FD[0] = log.file_fd()
     except HawserError as e:
         sys.stderr.write(f"hawser: {e}\n")
         return 1
@@ -203,29 +202,15 @@ def dispatch(cmd: str, args: list[str], root: str) -> int:
     return globals()["cmd_" + cmd](root, opts, pos)
 
 
-def check_preserved_fds(text: str) -> int:
-    """--preserve-fds N hands fds 3..3+N-1 to the process: each must be one the caller passed,
-    never one of ours (main opens nothing before this check but the log, and only with --log)."""
+def parse_fd_count(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise UsageError(f"--preserve-fds: {text!r} is not a number")
-    n = int(text)
-    import fcntl
-    for fd in range(3, 3 + n):
-        try:
-            fcntl.fcntl(fd, fcntl.F_GETFD)
-        except OSError:
-            raise HawserError(f"--preserve-fds {n}: fd {fd} is not open") from None
-    if _LOG_FD[0] is not None and 3 <= _LOG_FD[0] < 3 + n:
-        raise HawserError(f"--preserve-fds {n}: fd {_LOG_FD[0]} is not open")
-    return n
-
-
-_LOG_FD = [None]  # the fd --log opened, when it did
+    return int(text)
 
 
 def _create_options(opts: dict):
     from runtime.create import CreateOptions
-    fds = check_preserved_fds(opts.get("preserve_fds", "0"))
+    fds = parse_fd_count(opts.get("preserve_fds", "0"))
     return CreateOptions(bundle=opts.get("bundle") or ".", pid_file=opts.get("pid_file"),
                          console_socket=opts.get("console_socket"),
                          no_pivot=opts.get("no_pivot", False),
@@ -293,7 +278,7 @@ def cmd_features(root, opts, pos) -> int:
 
 def cmd_exec(root, opts, pos) -> int:
     from runtime.exec import ExecOptions, exec_in
-    fds = check_preserved_fds(opts.get("preserve_fds", "0"))
+    fds = parse_fd_count(opts.get("preserve_fds", "0"))
     if opts.get("apparmor") or opts.get("process_label"):
         raise HawserError("--apparmor/--process-label: AppArmor and SELinux are not supported")
     eo = ExecOptions(process_file=opts.get("process_file"), args=pos[1:],

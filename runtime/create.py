@@ -39,6 +39,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
     state.check_id(cid)
     bundle = os.path.abspath(opts.bundle)
     spec, rootfs = load_bundle(bundle, f"{root}/.validated")
+    check_preserved_fds(opts.preserve_fds)
     check_terminal(spec, opts)
     c = state.new_container(root, cid)
     cleanup = Cleanup(c)
@@ -173,6 +174,22 @@ def died_reason(c: state.Container, when: str) -> str:
     except (OSError, HawserError):
         pass
     return f"container init exited {when}"
+
+
+def check_preserved_fds(n: int) -> None:
+    """--preserve-fds N hands fds 3..3+N-1 to the process: each must be one the caller passed,
+    never one of ours (the only fd we may have opened by now is the --log file)."""
+    import fcntl
+    import sys
+    log = sys.modules.get("runtime.log")
+    ours = log.file_fd() if log is not None else None
+    for fd in range(3, 3 + n):
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError:
+            ours = fd
+        if fd == ours:
+            raise HawserError(f"--preserve-fds {n}: fd {fd} was not passed to hawser")
 
 
 def check_terminal(spec, opts: CreateOptions) -> None:

@@ -4,7 +4,7 @@ cgroup, with the container's process settings unless overridden; without --detac
 import os
 
 from runtime import cgroups, state, syscall
-from runtime.create import prepare_seccomp_profile, write_pid_file
+from runtime.create import check_preserved_fds, prepare_seccomp_profile, write_pid_file
 from runtime.errors import HawserError
 from runtime.init.console import connect as connect_console
 from runtime.init.container import InitContext
@@ -82,6 +82,7 @@ def exec_in(root: str, cid: str, opts: ExecOptions) -> int:
         if status not in ("running", "created", "paused"):
             raise HawserError("cannot exec in a stopped container")
         proc = build_process(c, opts)
+        check_preserved_fds(int(opts.preserve_fds or 0))
         if proc.terminal and not opts.console_socket and opts.detach:
             raise HawserError("--tty with --detach needs --console-socket")
         if opts.console_socket and not proc.terminal:

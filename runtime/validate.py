@@ -41,7 +41,7 @@ def validate_config(raw, cache_dir=None):
     except ValueError as err:  # UnicodeDecodeError is a ValueError too
         raise HawserError(f"config.json: invalid JSON: {err}") from None
     if cache_dir is None:
-        _check(doc, "config-schema.json", "config.json")
+        _check_config(doc)
         return doc
     h = sha256(b"hawser-config\0")
     try:
@@ -56,9 +56,18 @@ def validate_config(raw, cache_dir=None):
             return doc
     except OSError:
         pass
-    _check(doc, "config-schema.json", "config.json")
+    _check_config(doc)
     _remember(cache_dir, entry)
     return doc
+
+
+def _check_config(doc) -> None:
+    """The quick checker answers for most configs in a few ms; jsonschema (~90 ms with its
+    import) only runs when it is not sure, which includes every invalid config, so the error
+    message always comes from jsonschema."""
+    from runtime.quickcheck import surely_valid
+    if not surely_valid(doc, schema_dir=SCHEMA_DIR):
+        _check(doc, "config-schema.json", "config.json")
 
 
 def _no_constant(name):
