@@ -55,10 +55,6 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
         # Recorded before anything is made: were this process killed mid-way, `delete --force`
         # still finds the id (a stopped container, pid 0) and the cgroup to remove.
         c.save()
-        mgr.create()
-        cleanup.cgroup = mgr
-        if spec.linux.resources:
-            mgr.set(spec.linux.resources)
         start_sock = listen_start_socket(c.dir)
         console_sock = None
         if opts.console_socket:
@@ -79,11 +75,17 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
             c.unlock()
             parent.close()
             intermediate(ctx)
+        cleanup.intermediate = pid
         child.close()
         start_sock.close()
         if console_sock is not None:
             console_sock.close()
         try:
+            # Made while the intermediate builds the namespaces: it joins on "go".
+            mgr.create()
+            cleanup.cgroup = mgr
+            if spec.linux.resources:
+                mgr.set(spec.linux.resources)
             run_init(c, spec, parent, pid, cleanup)
         finally:
             parent.close()
@@ -105,8 +107,15 @@ class Cleanup:
         self.c = c
         self.cgroup = None
         self.init_pid = 0
+        self.intermediate = 0  # until reaped
 
     def run(self) -> None:
+        if self.intermediate:
+            try:
+                os.kill(self.intermediate, SIGKILL)
+                os.waitpid(self.intermediate, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
         if self.init_pid:
             try:
                 os.kill(self.init_pid, SIGKILL)
@@ -125,6 +134,10 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
     """Drive the intermediate and init through the create sequence (see runtime.init.container)."""
     try:
         try:
+            chan.send("go")
+        except OSError:
+            pass  # it failed already: its error (or EOF) is read next
+        try:
             msg = chan.recv()
         except EOFError:
             raise HawserError(died_reason(c, "before it could report")) from None
@@ -138,6 +151,7 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
         cleanup.init_pid = init_pid
     finally:
         os.waitpid(pid, 0)
+        cleanup.intermediate = 0
     c.data["pid"] = init_pid
     c.data["pidStart"] = state.proc_start_time(init_pid)
     c.save()

@@ -45,9 +45,17 @@ def intermediate(ctx: InitContext) -> None:
     """Never returns: exits once init's pid is reported (or an error is)."""
     try:
         syscall.get().set_dumpable(False)  # before any namespace of the container is joined
-        ctx.cgroup.apply_self()            # init and all it starts inherit the cgroup
-        join_namespaces(ctx.spec.linux)
-        flags = create_namespaces(ctx.spec.linux, ctx.chan)
+        linux = ctx.spec.linux
+        # The parent makes the cgroup while we make namespaces; we join it on its "go" (init
+        # and all it starts inherit it), before the cgroup namespace. A user namespace (or a
+        # mount namespace joined by path) would change our rights on, or view of, cgroupfs:
+        # then join first.
+        mnt = linux.namespace("mount")
+        first = linux.namespace("user") is not None or (mnt is not None and bool(mnt.path))
+        if first:
+            join_cgroup(ctx)
+        join_namespaces(linux)
+        flags = create_namespaces(linux, ctx.chan, None if first else lambda: join_cgroup(ctx))
         ctx.in_userns = bool(flags & CLONE_NEWUSER) or bool(ctx.spec.linux.namespace("user"))
         # init shares our channel to the parent: it waits for this pipe to close (when we exit)
         # so that the parent always reads our "pid" before anything init says.
@@ -63,6 +71,11 @@ def intermediate(ctx: InitContext) -> None:
     except BaseException as e:  # noqa: BLE001 - a forked child must report and _exit, whatever
         _report(ctx.chan, e)
         os._exit(1)
+
+
+def join_cgroup(ctx: InitContext) -> None:
+    ctx.chan.expect("go")
+    ctx.cgroup.apply_self()
 
 
 def fork_in_cgroup() -> int:
@@ -254,6 +267,11 @@ def _message(e: BaseException) -> str:
 def _report(chan, e: BaseException) -> None:
     try:
         chan.send("error", message=_message(e))
+        # Leave nothing unread: closing a unix socket with unread data resets the connection,
+        # and the parent would read ECONNRESET instead of our message.
+        chan.sock.setblocking(False)
+        while chan.sock.recv(65536):
+            pass
     except OSError:
         pass
 

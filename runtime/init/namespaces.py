@@ -8,7 +8,7 @@ import os
 from runtime import syscall
 from runtime.errors import HawserError
 from runtime.spec import Linux
-from runtime.syscall.consts import CLONE_NEWNET, CLONE_NEWTIME, CLONE_NEWUSER
+from runtime.syscall.consts import CLONE_NEWCGROUP, CLONE_NEWNET, CLONE_NEWTIME, CLONE_NEWUSER
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -85,9 +85,10 @@ def loopback_up() -> None:
         s.close()
 
 
-def create_namespaces(linux: Linux, chan) -> int:
+def create_namespaces(linux: Linux, chan, before_cgroup_ns=None) -> int:
     """unshare the new namespaces; for a user namespace, have the parent write our id maps first.
-    Returns the flags that were unshared."""
+    before_cgroup_ns, if given, runs once the others exist and before the cgroup namespace is
+    made (whose root is the cgroup we are in then). Returns the flags that were unshared."""
     sc = syscall.get()
     flags = new_namespace_flags(linux)
     if flags & CLONE_NEWUSER:
@@ -105,13 +106,21 @@ def create_namespaces(linux: Linux, chan) -> int:
             raise HawserError(f"linux.namespaces: becoming root in the user namespace "
                               f"(check uidMappings/gidMappings map 0): {e.strerror}") from None
     rest = flags & ~CLONE_NEWUSER
-    if rest:
-        try:
-            sc.unshare(rest)
-        except OSError as e:
-            raise HawserError(f"linux.namespaces: creating namespaces: {e.strerror}") from None
+    later = rest & CLONE_NEWCGROUP if before_cgroup_ns is not None else 0
+    _unshare(rest & ~later)
     if rest & CLONE_NEWTIME:
         write_time_offsets(linux)
     if rest & CLONE_NEWNET:
         loopback_up()
+    if before_cgroup_ns is not None:
+        before_cgroup_ns()
+        _unshare(later)
     return flags
+
+
+def _unshare(flags: int) -> None:
+    if flags:
+        try:
+            syscall.get().unshare(flags)
+        except OSError as e:
+            raise HawserError(f"linux.namespaces: creating namespaces: {e.strerror}") from None
