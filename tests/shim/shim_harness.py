@@ -199,7 +199,11 @@ class Fifo:
             threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:  # the test ended (and removed its dir) before anyone wrote
+            self.done.set()
+            return
         try:
             while chunk := os.read(fd, 65536):
                 self.data += chunk
