@@ -241,10 +241,10 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while state.proc_start_time(pid) is not None and time.monotonic() < deadline:
+    for _ in state.polls(timeout):
+        if state.proc_start_time(pid) is None:
+            return
         try:
             os.waitpid(pid, os.WNOHANG)  # reaps it when we are its subreaper (hawser run)
         except ChildProcessError:
             pass
-        time.sleep(0.001)

@@ -1,7 +1,6 @@
 """`hawser delete`: remove a stopped (or, with --force, any) container: processes, cgroup, state,
 then the poststop hooks."""
 import os
-import time
 
 from runtime import cgroups, log, state
 from runtime.errors import HawserError, NotExist
@@ -47,17 +46,13 @@ def delete_container(c: state.Container, force: bool) -> None:
 
 
 def kill_leftovers(c: state.Container, mgr, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while True:
+    for _ in state.polls(timeout):
         try:
             pids = mgr.pids()
         except OSError:
             return  # the cgroup is already gone
         if not pids:
             return
-        if time.monotonic() > deadline:
-            raise HawserError(f"container {c.id}: processes {pids[:5]} survive SIGKILL")
         for pid in pids:
             try:
                 os.kill(pid, SIGKILL)
@@ -65,15 +60,11 @@ def kill_leftovers(c: state.Container, mgr, timeout: float = 10.0) -> None:
                 pass
         if mgr.is_frozen():
             mgr.thaw()
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    raise HawserError(f"container {c.id}: processes {pids[:5]} survive SIGKILL")
 
 
 def wait_stopped(c: state.Container, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while c.alive():
-        if time.monotonic() > deadline:
-            raise HawserError(f"container {c.id} did not stop after SIGKILL")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    for _ in state.polls(timeout):
+        if not c.alive():
+            return
+    raise HawserError(f"container {c.id} did not stop after SIGKILL")

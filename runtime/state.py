@@ -30,6 +30,20 @@ def rfc3339(ns: int) -> str:
     return f"{base}.{frac_s}Z" if frac_s else f"{base}Z"
 
 
+def polls(timeout: float):
+    """Yields until `timeout` seconds have passed, sleeping a little longer each time (0.5 ms
+    doubling to 50 ms): for waiting on processes to go and cgroups to empty."""
+    import time
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        yield
+        if time.monotonic() > deadline:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def read_bytes(path: str) -> bytes:
     """os.open/os.read: open() adds an fstat, an lseek and an ioctl, each ~15 us on this VM."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
