@@ -1,7 +1,7 @@
 # hawser: build, test, demo and benchmark on a Debian 12 machine, as root.
 #
 #   make install   Debian packages (only the missing ones), .venv, editable install, fast launchers
-#   make protos    regenerate shim/proto/ from protos/*.proto (grpcio-tools)
+#   make protos    regenerate shim/proto/ and supervisor/api/ from protos/*.proto (grpcio-tools)
 #   make test      the pytest suite
 #   make demo      run a busybox container with hawser
 #   make bench     hawser vs runc vs crun start-up timings
@@ -20,7 +20,11 @@ VPY := $(VENV)/bin/python3
 STAMP := $(VENV)/.installed
 LAUNCHER := $(VENV)/bin/hawser
 SHIM_LAUNCHER := $(VENV)/bin/containerd-shim-hawser-v2
-PROTO_SRCS := $(shell find protos -name '*.proto' 2>/dev/null | LC_ALL=C sort)
+SUPERVISOR_LAUNCHERS := $(VENV)/bin/hawserd $(VENV)/bin/hawserctl
+PROTO_SRCS := $(shell find protos -path protos/hawser -prune -o -name '*.proto' -print 2>/dev/null | LC_ALL=C sort)
+API_PROTO_SRCS := $(shell find protos/hawser -name '*.proto' 2>/dev/null | LC_ALL=C sort)
+API_OUT := supervisor/api
+API_MARK := $(API_OUT)/__init__.py
 PROTO_OUT := shim/proto
 PROTO_MARK := $(PROTO_OUT)/schema.py
 # Python packages of the project whose bytecode is compiled at install time (those that exist).
@@ -40,7 +44,7 @@ BENCH_ARGS ?=
 
 .PHONY: install apt-packages bytecode protos test demo bench clean
 
-install: apt-packages $(LAUNCHER) $(SHIM_LAUNCHER) $(PROTO_MARK) bytecode
+install: apt-packages $(LAUNCHER) $(SHIM_LAUNCHER) $(SUPERVISOR_LAUNCHERS) $(PROTO_MARK) $(API_MARK) bytecode
 
 # One dpkg-query for all packages; apt-get only when something is missing.
 apt-packages:
@@ -115,9 +119,39 @@ endef
 
 protos: | $(STAMP)
 	$(gen_protos)
+	$(gen_api)
 
 $(PROTO_MARK): $(PROTO_SRCS) protos/schema_gen.py | $(STAMP)
 	$(gen_protos)
+
+# protos/hawser/ -> supervisor/api/: hawserd's gRPC API (package hawser.v1), messages and grpc
+# stubs, flat in one package with the imports between them made absolute. Committed, like shim/proto.
+define gen_api
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(VPY) -m grpc_tools.protoc -Iprotos --python_out="$$tmp" --grpc_python_out="$$tmp" \
+		$(API_PROTO_SRCS); \
+	sed -i -E 's/^from hawser\.v1 import /from supervisor.api import /' "$$tmp"/hawser/v1/*.py; \
+	echo '"""Generated from protos/hawser/ by `make protos`: do not edit."""' > "$$tmp/hawser/v1/__init__.py"; \
+	rm -rf $(API_OUT); \
+	cp -r "$$tmp/hawser/v1" $(API_OUT); \
+	echo "generated $(API_OUT) from protos/hawser/"
+endef
+
+$(API_MARK): $(API_PROTO_SRCS) | $(STAMP)
+	$(gen_api)
+
+# hawserd and hawserctl: launchers like hawser's (site-packages appended for grpc and protobuf).
+$(VENV)/bin/hawserd $(VENV)/bin/hawserctl: $(STAMP) Makefile
+	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	mod=$$([ "$$(basename $@)" = hawserd ] && echo supervisor.daemon_cli || echo supervisor.ctl); \
+	printf '%s\n' \
+		'#!$(VPY) -IS' \
+		'import sys; sys.path[0:0] = ["$(REPO)"]; sys.path.append("'"$$site"'")' \
+		"from $$mod import main" \
+		'sys.exit(main())' > $@.tmp; \
+	chmod 755 $@.tmp; \
+	mv -f $@.tmp $@; \
+	echo "wrote fast launcher $@"
 
 # PYTHONDONTWRITEBYTECODE=1 is set in this environment: without .pyc files every module would be
 # compiled from source at every start of the CLI. compileall writes them whatever that variable says.

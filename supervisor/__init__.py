@@ -1,0 +1,1 @@
+"""hawserd (the supervisor daemon) and hawserctl (its docker-like client)."""

@@ -1,0 +1,1 @@
+"""Generated from protos/hawser/ by `make protos`: do not edit."""
