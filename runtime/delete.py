@@ -2,11 +2,8 @@
 then the poststop hooks."""
 import os
 
-from runtime import cgroups, log, state
-from runtime.errors import HawserError, NotExist
-from runtime.hooks import run_hooks_warn
+from runtime import HawserError, NotExist, cgroups, state
 from runtime.kill import signal_container
-from runtime.spec import Hook
 
 SIGKILL = 9
 
@@ -39,10 +36,14 @@ def delete_container(c: state.Container, force: bool) -> None:
         except (OSError, HawserError) as e:
             # Keep the state: a later delete can still find and remove the cgroup.
             raise HawserError(f"removing the cgroup of {c.id}: {e}") from None
-    hooks = [Hook(h) for h in c.data.get("hooks", {}).get("poststop", [])]
+    raw_hooks = c.data.get("hooks", {}).get("poststop", [])
     hook_state = c.hook_state("stopped")
     state.remove(c)
-    run_hooks_warn("poststop", hooks, hook_state, log.warn)
+    if raw_hooks:
+        from runtime import log
+        from runtime.hooks import run_hooks_warn  # only when there are hooks
+        from runtime.spec import Hook
+        run_hooks_warn("poststop", [Hook(h) for h in raw_hooks], hook_state, log.warn)
 
 
 def kill_leftovers(c: state.Container, mgr, timeout: float = 10.0) -> None:

@@ -1,8 +1,7 @@
 """`hawser kill`: signal the container's init, or with --all every process in its cgroup."""
 import os
 
-from runtime import cgroups, state
-from runtime.errors import HawserError
+from runtime import HawserError, cgroups, state
 
 SIGKILL = 9
 

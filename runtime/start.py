@@ -2,10 +2,7 @@
 import _socket
 import os
 
-from runtime import state
-from runtime.errors import HawserError
-from runtime.hooks import run_hooks
-from runtime.spec import Hook
+from runtime import HawserError, state
 
 SIGKILL = 9
 
@@ -31,9 +28,13 @@ def start_container(c: state.Container) -> None:
         pass
     if error:
         raise HawserError(error)
-    hooks = [Hook(h) for h in c.data.get("hooks", {}).get("poststart", [])]
+    raw_hooks = c.data.get("hooks", {}).get("poststart", [])
+    if not raw_hooks:
+        return
+    from runtime.hooks import run_hooks  # only when there are hooks: start stays lean
+    from runtime.spec import Hook
     try:
-        run_hooks("poststart", hooks, c.hook_state("running"))
+        run_hooks("poststart", [Hook(h) for h in raw_hooks], c.hook_state("running"))
     except HawserError:
         # runtime-spec 1.3: a failing poststart hook fails start and stops the container.
         try:

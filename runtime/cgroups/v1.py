@@ -8,10 +8,8 @@ import time
 
 from runtime.errors import HawserError
 
-from runtime.cgroups import devices
 from runtime.cgroups.base import (P, Manager, keyed, mounts, own_cgroups, read, read_int, read_or,
                                   to_int, write, write_raw)
-from runtime.cgroups.resources import check, requested
 
 CONTROLLERS = ("cpuset", "cpu", "cpuacct", "memory", "devices", "freezer", "blkio", "pids",
                "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc", "name=systemd")
@@ -59,6 +57,9 @@ class V1Manager(Manager):
                 raise HawserError(f"cannot move process {os.getpid()} into cgroup {d}: "
                                   f"{e.strerror}") from None
     def validate(self, res: dict | None) -> None:
+        # resources/devices are imported by the methods that set limits: kill, delete, pause
+        # and state never need them.
+        from runtime.cgroups.resources import check, requested
         check(res, v2=False)
         missing = sorted(c for c in requested(res) if c not in self._paths)
         if missing:
@@ -98,6 +99,8 @@ class V1Manager(Manager):
         """Apply OCI linux.resources. Absent or zero values leave the current setting alone.
         With default_devices, runc's always-allowed devices (null, zero, tty, ptmx...) follow the
         config's rules, since the runtime creates those nodes itself."""
+        from runtime.cgroups import devices
+        from runtime.cgroups.resources import requested
         if not validated:
             self.validate(res)
         p = self._paths
@@ -136,6 +139,7 @@ class V1Manager(Manager):
             write(p["rdma"], "rdma.max", line, f"{P}.rdma.{name}")
 
     def _devices(self, d: str, rules) -> None:
+        from runtime.cgroups import devices
         target = devices.emulate(rules)
         current = devices.parse_list(read(d + "/devices.list"))
         for name, line in devices.v1_writes(current, target):
