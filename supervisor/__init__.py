@@ -1,1 +1,2 @@
 """hawserd (the supervisor daemon) and hawserctl (its docker-like client)."""
+VERSION = "0.1.0"

@@ -1,0 +1,292 @@
+"""hawserctl: a docker-like client of hawserd's gRPC API.
+
+    hawserctl [--address unix:///run/hawserd/hawserd.sock] COMMAND ...
+    run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
+        [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] --rootfs DIR CMD...
+    create (same options as run), start, ps [-a] [-q], inspect, logs [-f] [--tail N],
+    stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+DEFAULT_ADDRESS = "unix:///run/hawserd/hawserd.sock"
+STATUS_NAMES = {0: "unknown", 1: "created", 2: "running", 3: "exited", 4: "paused"}
+UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+class Api:
+    def __init__(self, address: str):
+        import grpc
+        from supervisor.api import (containers_pb2, containers_pb2_grpc, events_pb2,
+                                    events_pb2_grpc, tasks_pb2, tasks_pb2_grpc, version_pb2_grpc)
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(address)
+        self.c, self.cpb = containers_pb2_grpc.ContainersStub(self.channel), containers_pb2
+        self.t, self.tpb = tasks_pb2_grpc.TasksStub(self.channel), tasks_pb2
+        self.e, self.epb = events_pb2_grpc.EventsStub(self.channel), events_pb2
+        self.v = version_pb2_grpc.VersionStub(self.channel)
+
+    def get(self, ref: str):
+        return self.c.Get(self.cpb.GetContainerRequest(id=ref)).container
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().lower().rstrip("b") or "0"
+    unit = UNITS.get(t[-1], None)
+    try:
+        return int(float(t[:-1]) * unit) if unit else int(t)
+    except ValueError:
+        raise SystemExit(f"hawserctl: invalid size {text!r}") from None
+
+
+def container_dict(c) -> dict:
+    from google.protobuf.json_format import MessageToDict
+    d = MessageToDict(c, preserving_proto_field_name=True)
+    d["status"] = STATUS_NAMES.get(c.status, "unknown")
+    return d
+
+
+def add_create_options(p) -> None:
+    p.add_argument("--name", default="")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir", default="")
+    p.add_argument("-u", "--user", default="")
+    p.add_argument("-h", "--hostname", default="")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--memory", default="")
+    p.add_argument("--cpus", type=float, default=0)
+    p.add_argument("--pids-limit", type=int, default=0)
+    p.add_argument("--read-only", action="store_true")
+    p.add_argument("-v", "--volume", action="append", default=[])
+    p.add_argument("--runtime", default="")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("--label", "-l", action="append", default=[])
+    p.add_argument("--rootfs", required=True)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def create(api: Api, a) -> str:
+    mounts = []
+    for v in a.volume:
+        parts = v.split(":")
+        if len(parts) < 2:
+            raise SystemExit(f"hawserctl: invalid volume {v!r}: use HOSTDIR:DIR[:ro]")
+        mounts.append(api.cpb.Mount(source=os.path.abspath(parts[0]), destination=parts[1],
+                                    read_only=parts[2:] == ["ro"]))
+    config = api.cpb.ContainerConfig(
+        args=a.command, env=a.env, cwd=a.workdir, user=a.user, hostname=a.hostname,
+        terminal=a.tty, memory_limit=parse_size(a.memory) if a.memory else 0,
+        pids_limit=a.pids_limit, cpus=a.cpus, read_only=a.read_only, mounts=mounts)
+    labels = dict(kv.partition("=")[::2] for kv in a.label)
+    if a.rm and getattr(a, "detach", False):
+        labels["hawser.autoremove"] = "true"
+    resp = api.c.Create(api.cpb.CreateContainerRequest(
+        name=a.name, config=config, rootfs=os.path.abspath(a.rootfs), runtime=a.runtime,
+        labels=labels))
+    return resp.container.id
+
+
+def start(api: Api, cid: str) -> None:
+    api.t.Create(api.tpb.CreateTaskRequest(container_id=cid))
+    api.t.Start(api.tpb.StartRequest(container_id=cid))
+
+
+def print_logs(path: str, offset: int = 0) -> int:
+    """Print the log entries from byte offset on; return the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return offset
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].splitlines():
+        entry = json.loads(line)
+        out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
+        out.write(entry["log"])
+        out.flush()
+    return offset + end
+
+
+def cmd_run(api: Api, a) -> int:
+    cid = create(api, a)
+    start(api, cid)
+    if a.detach:
+        print(cid)
+        return 0
+    path = api.get(cid).log_path
+    waiter = api.t.Wait.future(api.tpb.WaitRequest(container_id=cid))
+    offset = 0
+    while not waiter.done():
+        offset = print_logs(path, offset)
+        time.sleep(0.05)
+    status = waiter.result().exit_status
+    print_logs(path, offset)
+    if a.rm:
+        api.c.Delete(api.cpb.DeleteContainerRequest(id=cid, force=True))
+    return status
+
+
+def cmd_create(api, a):
+    print(create(api, a))
+    return 0
+
+
+def for_each(fn):
+    def run(api, a):
+        rc = 0
+        for ref in a.containers:
+            try:
+                fn(api, a, ref)
+                print(ref)
+            except api.grpc.RpcError as e:
+                print(f"hawserctl: {ref}: {e.details()}", file=sys.stderr)
+                rc = 1
+        return rc
+    return run
+
+
+def cmd_ps(api, a):
+    cs = api.c.List(api.cpb.ListContainersRequest(all=a.all, filters=a.filter)).containers
+    if a.quiet:
+        for c in cs:
+            print(c.id[:12])
+    elif a.format == "json":
+        print(json.dumps([container_dict(c) for c in cs], indent=2))
+    else:
+        print(f"{'CONTAINER ID':<14}{'COMMAND':<24}{'STATUS':<16}{'PID':<8}NAMES")
+        for c in cs:
+            status = STATUS_NAMES.get(c.status, "?")
+            if c.status == 3:
+                status = f"exited ({c.exit_status})"
+            print(f"{c.id[:12]:<14}{' '.join(c.config.args)[:22]:<24}{status:<16}"
+                  f"{c.pid or '':<8}{c.name}")
+    return 0
+
+
+def cmd_inspect(api, a):
+    print(json.dumps([container_dict(api.get(ref)) for ref in a.containers], indent=2))
+    return 0
+
+
+def cmd_logs(api, a):
+    c = api.get(a.container)
+    from supervisor import logs
+    entries = logs.read(c.log_path, a.tail)
+    for e in entries:
+        (sys.stderr if e.get("stream") == "stderr" else sys.stdout).write(e["log"])
+    sys.stdout.flush()
+    if a.follow:
+        offset = os.path.getsize(c.log_path) if os.path.exists(c.log_path) else 0
+        while api.get(c.id).status in (1, 2, 4):
+            offset = print_logs(c.log_path, offset)
+            time.sleep(0.1)
+        print_logs(c.log_path, offset)
+    return 0
+
+
+def signum(name: str) -> int:
+    if name.isdigit():
+        return int(name)
+    name = name.upper()
+    return int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
+
+
+def cmd_wait(api, a):
+    for ref in a.containers:
+        print(api.t.Wait(api.tpb.WaitRequest(container_id=api.get(ref).id)).exit_status)
+    return 0
+
+
+def cmd_version(api, a):
+    from google.protobuf import empty_pb2
+    from supervisor import VERSION
+    v = api.v.Version(empty_pb2.Empty())
+    if a.format == "json":
+        print(json.dumps({"client": VERSION, "server": v.version, "api": v.api_version,
+                          "runtime": v.default_runtime}))
+    else:
+        print(f"Client: {VERSION}\nServer: {v.version} (api {v.api_version}, runtime "
+              f"{v.default_runtime}, pid {v.pid})")
+    return 0
+
+
+def stop_one(api, a, ref):
+    c = api.get(ref)
+    if c.status not in (2, 4):
+        return
+    api.t.Kill(api.tpb.KillRequest(container_id=c.id, signal=signal.SIGTERM))
+    try:
+        api.t.Wait(api.tpb.WaitRequest(container_id=c.id), timeout=a.time)
+    except api.grpc.RpcError as e:
+        if e.code() != api.grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise
+        api.t.Kill(api.tpb.KillRequest(container_id=c.id, signal=signal.SIGKILL, all=True))
+        api.t.Wait(api.tpb.WaitRequest(container_id=c.id), timeout=30)
+
+
+COMMANDS = {
+    "start": for_each(lambda api, a, ref: start(api, api.get(ref).id)),
+    "stop": for_each(stop_one),
+    "kill": for_each(lambda api, a, ref: api.t.Kill(api.tpb.KillRequest(
+        container_id=api.get(ref).id, signal=signum(a.signal)))),
+    "rm": for_each(lambda api, a, ref: api.c.Delete(api.cpb.DeleteContainerRequest(
+        id=ref, force=a.force))),
+    "pause": for_each(lambda api, a, ref: api.t.Pause(api.tpb.PauseRequest(container_id=ref))),
+    "unpause": for_each(lambda api, a, ref: api.t.Resume(api.tpb.ResumeRequest(
+        container_id=ref))),
+    "run": cmd_run, "create": cmd_create, "ps": cmd_ps, "inspect": cmd_inspect,
+    "logs": cmd_logs, "wait": cmd_wait, "version": cmd_version,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hawserctl", description="a docker-like client of hawserd")
+    p.add_argument("--address", default=os.environ.get("HAWSER_ADDRESS", DEFAULT_ADDRESS))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", add_help=False)
+    run.add_argument("-d", "--detach", action="store_true")
+    add_create_options(run)
+    add_create_options(sub.add_parser("create", add_help=False))
+    ps = sub.add_parser("ps")
+    ps.add_argument("-a", "--all", action="store_true")
+    ps.add_argument("-q", "--quiet", action="store_true")
+    ps.add_argument("-f", "--filter", action="append", default=[])
+    for name in ("ps", "version"):
+        (ps if name == "ps" else sub.add_parser(name)).add_argument("--format", default="")
+    logs = sub.add_parser("logs")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("--tail", type=int, default=-1)
+    logs.add_argument("container")
+    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect"):
+        sp = sub.add_parser(name)
+        if name == "stop":
+            sp.add_argument("-t", "--time", type=float, default=10)
+        if name == "kill":
+            sp.add_argument("-s", "--signal", default="KILL")
+        if name == "rm":
+            sp.add_argument("-f", "--force", action="store_true")
+        sp.add_argument("containers", nargs="+")
+    return p
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if getattr(a, "command", None) and a.command[:1] == ["--"]:
+        a.command = a.command[1:]
+    api = Api(a.address)
+    try:
+        return COMMANDS[a.cmd](api, a)
+    except api.grpc.RpcError as e:
+        print(f"hawserctl: {e.details()} ({e.code().name})", file=sys.stderr)
+        return 125
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""A container's stdout/stderr: FIFOs in its bundle that hawserd reads into a json-lines log
+(docker's json-file driver: {"log": "...", "stream": "stdout", "time": "RFC 3339"}), rotated when
+it grows past max_size (log.json -> log.json.1 -> ... -> log.json.<keep>)."""
+import datetime
+import json
+import os
+import threading
+
+MAX_SIZE = 10 << 20
+KEEP = 3
+
+
+class JsonLog:
+    def __init__(self, path: str, max_size: int = MAX_SIZE, keep: int = KEEP):
+        self.path, self.max_size, self.keep = path, max_size, keep
+        self.lock = threading.Lock()
+        self.file = open(path, "ab")
+
+    def write(self, stream: str, text: str) -> None:
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        line = json.dumps({"log": text, "stream": stream, "time": now}).encode() + b"\n"
+        with self.lock:
+            if self.file is None:
+                return
+            self.file.write(line)
+            self.file.flush()
+            if self.file.tell() >= self.max_size:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        self.file.close()
+        for n in range(self.keep - 1, 0, -1):
+            if os.path.exists(f"{self.path}.{n}"):
+                os.replace(f"{self.path}.{n}", f"{self.path}.{n + 1}")
+        os.replace(self.path, f"{self.path}.1")
+        self.file = open(self.path, "ab")
+
+    def close(self) -> None:
+        with self.lock:
+            if self.file is not None:
+                self.file.close()
+                self.file = None
+
+
+def fifo_paths(bundle: str) -> tuple[str, str]:
+    return os.path.join(bundle, "stdout"), os.path.join(bundle, "stderr")
+
+
+def make_fifos(bundle: str) -> tuple[str, str]:
+    paths = fifo_paths(bundle)
+    for p in paths:
+        if not os.path.exists(p):
+            os.mkfifo(p, 0o600)
+    return paths
+
+
+class Collector:
+    """One thread per output FIFO, until EOF (the last writer, the container, is gone). The
+    thread's open blocks until the shim opens the FIFO; abort() unblocks it when no task will."""
+
+    def __init__(self, bundle: str, log: JsonLog):
+        self.log = log
+        self.paths = fifo_paths(bundle)
+        self.threads = []
+        for stream, path in zip(("stdout", "stderr"), self.paths):
+            t = threading.Thread(target=self._copy, args=(path, stream), daemon=True,
+                                 name=f"log-{stream}")
+            t.start()
+            self.threads.append(t)
+
+    def _copy(self, path: str, stream: str) -> None:
+        pending = b""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self.log.write(stream, line.decode(errors="replace") + "\n")
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+            if pending:
+                self.log.write(stream, pending.decode(errors="replace"))
+
+    def abort(self) -> None:
+        """Give EOF to readers still waiting in open() (no task is going to write)."""
+        for path, t in zip(self.paths, self.threads):
+            if t.is_alive():
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:
+                    pass
+
+    def wait(self, timeout: float = 5.0) -> None:
+        for t in self.threads:
+            t.join(timeout)
+
+
+def read(path: str, tail: int = -1) -> list[dict]:
+    entries = []
+    for p in [f"{path}.{n}" for n in range(KEEP, 0, -1)] + [path]:
+        try:
+            with open(p, "rb") as f:
+                entries += [json.loads(line) for line in f if line.strip()]
+        except (OSError, ValueError):
+            continue
+    return entries[-tail:] if tail >= 0 else entries

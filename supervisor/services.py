@@ -1,0 +1,231 @@
+"""The hawser.v1 gRPC services over the Supervisor: message conversion and status codes."""
+import queue
+
+import grpc
+from google.protobuf import empty_pb2, timestamp_pb2
+
+from supervisor import VERSION
+from supervisor.api import containers_pb2 as cpb
+from supervisor.api import containers_pb2_grpc as cgrpc
+from supervisor.api import events_pb2 as epb
+from supervisor.api import events_pb2_grpc as egrpc
+from supervisor.api import tasks_pb2 as tpb
+from supervisor.api import tasks_pb2_grpc as tgrpc
+from supervisor.api import version_pb2 as vpb
+from supervisor.api import version_pb2_grpc as vgrpc
+from supervisor.supervisor import ApiError, Supervisor
+
+STATUS = {"created": cpb.CREATED, "running": cpb.RUNNING, "stopped": cpb.STOPPED,
+          "paused": cpb.PAUSED}
+CONFIG_FIELDS = ("args", "env", "cwd", "user", "hostname", "terminal", "memory_limit",
+                 "pids_limit", "cpus", "read_only", "stop_signal", "restart_policy")
+
+
+def ts(seconds: float) -> timestamp_pb2.Timestamp:
+    t = timestamp_pb2.Timestamp()
+    if seconds:
+        t.FromNanoseconds(int(seconds * 1e9))
+    return t
+
+
+def config_dict(c: cpb.ContainerConfig) -> dict:
+    d = {f: getattr(c, f) for f in CONFIG_FIELDS}
+    d["args"], d["env"] = list(c.args), list(c.env)
+    d["mounts"] = [{"source": m.source, "destination": m.destination, "read_only": m.read_only}
+                   for m in c.mounts]
+    return d
+
+
+def container_msg(rec: dict, sup: Supervisor) -> cpb.Container:
+    conf = rec["config"]
+    config = cpb.ContainerConfig(**{f: conf[f] for f in CONFIG_FIELDS if f in conf},
+                                 mounts=[cpb.Mount(**m) for m in conf.get("mounts") or ()])
+    return cpb.Container(id=rec["id"], name=rec["name"], config=config, rootfs=rec["rootfs"],
+                         runtime=rec["runtime"], labels=rec["labels"],
+                         created_at=ts(rec["created"]), status=STATUS[rec["status"]],
+                         pid=rec["pid"] if rec["status"] in ("running", "paused", "created")
+                         else 0, exit_status=rec["exit_status"], exited_at=ts(rec["exited_at"]),
+                         bundle=rec["bundle"], log_path=sup.log_path(rec["id"]))
+
+
+def api_errors(method):
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except ApiError as e:
+            context.abort(getattr(grpc.StatusCode, e.code), e.message)
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+def list_filter(rec: dict, flt: str) -> bool:
+    neg = "!=" in flt
+    key, _, value = flt.partition("!=" if neg else "==")
+    if key.startswith("labels."):
+        have = rec["labels"].get(key[7:])
+    else:
+        have = str(rec.get(key.strip(), ""))
+    return (have == value) != neg
+
+
+class ContainersService(cgrpc.ContainersServicer):
+    def __init__(self, sup: Supervisor):
+        self.sup = sup
+
+    @api_errors
+    def Create(self, req, context):
+        rec = self.sup.create_container(req.id, req.name, config_dict(req.config), req.rootfs,
+                                        req.runtime, dict(req.labels))
+        return cpb.CreateContainerResponse(container=container_msg(rec, self.sup))
+
+    @api_errors
+    def Get(self, req, context):
+        return cpb.GetContainerResponse(container=container_msg(self.sup.resolve(req.id),
+                                                                self.sup))
+
+    @api_errors
+    def List(self, req, context):
+        for f in req.filters:
+            if "==" not in f and "!=" not in f:
+                raise ApiError("INVALID_ARGUMENT", f"filter {f!r}: use field==value or "
+                                                   "field!=value")
+        recs = [r for r in self.sup.store.all()
+                if (req.all or r["status"] in ("running", "paused"))
+                and all(list_filter(r, f) for f in req.filters)]
+        return cpb.ListContainersResponse(containers=[container_msg(r, self.sup) for r in recs])
+
+    @api_errors
+    def UpdateLabels(self, req, context):
+        rec = self.sup.update_labels(req.id, dict(req.set), list(req.remove))
+        return cpb.UpdateLabelsResponse(container=container_msg(rec, self.sup))
+
+    @api_errors
+    def Delete(self, req, context):
+        self.sup.delete_container(req.id, req.force)
+        return empty_pb2.Empty()
+
+
+class TasksService(tgrpc.TasksServicer):
+    def __init__(self, sup: Supervisor):
+        self.sup = sup
+
+    @api_errors
+    def Create(self, req, context):
+        rec = self.sup.create_task(req.container_id)
+        return tpb.CreateTaskResponse(container_id=rec["id"], pid=rec["pid"])
+
+    @api_errors
+    def Start(self, req, context):
+        if req.exec_id:
+            return tpb.StartResponse(pid=self.sup.shim_call(req.container_id, "Start",
+                                                            exec_id=req.exec_id).pid)
+        return tpb.StartResponse(pid=self.sup.start_task(req.container_id)["pid"])
+
+    @api_errors
+    def Kill(self, req, context):
+        self.sup.kill(req.container_id, req.signal or 15, req.all, req.exec_id)
+        return empty_pb2.Empty()
+
+    @api_errors
+    def Wait(self, req, context):
+        if req.exec_id:
+            r = self.sup.shim_call(req.container_id, "Wait", exec_id=req.exec_id, timeout=None)
+            return tpb.WaitResponse(exit_status=r.exit_status)
+        rec = self.sup.wait(req.container_id)
+        return tpb.WaitResponse(exit_status=rec["exit_status"], exited_at=ts(rec["exited_at"]))
+
+    @api_errors
+    def Delete(self, req, context):
+        rec = self.sup.delete_task(req.container_id, req.force)
+        return tpb.DeleteTaskResponse(container_id=rec["id"], pid=rec["pid"],
+                                      exit_status=rec["exit_status"],
+                                      exited_at=ts(rec["exited_at"]))
+
+    @api_errors
+    def Exec(self, req, context):
+        raise ApiError("UNIMPLEMENTED", "exec is not implemented by hawserd yet")
+
+    @api_errors
+    def ResizePty(self, req, context):
+        self.sup.shim_call(req.container_id, "ResizePty", exec_id=req.exec_id, width=req.width,
+                           height=req.height)
+        return empty_pb2.Empty()
+
+    @api_errors
+    def CloseIO(self, req, context):
+        self.sup.shim_call(req.container_id, "CloseIO", exec_id=req.exec_id, stdin=req.stdin)
+        return empty_pb2.Empty()
+
+    @api_errors
+    def Pause(self, req, context):
+        self.sup.pause(req.container_id)
+        return empty_pb2.Empty()
+
+    @api_errors
+    def Resume(self, req, context):
+        self.sup.resume(req.container_id)
+        return empty_pb2.Empty()
+
+    @api_errors
+    def Pids(self, req, context):
+        r = self.sup.shim_call(req.container_id, "Pids")
+        return tpb.PidsResponse(processes=[tpb.ProcessInfo(pid=p.pid) for p in r.processes])
+
+    @api_errors
+    def Stats(self, req, context):
+        raise ApiError("UNIMPLEMENTED", "stats are not implemented by hawserd yet")
+
+    @api_errors
+    def Update(self, req, context):
+        raise ApiError("UNIMPLEMENTED", "update is not implemented by hawserd yet")
+
+    @api_errors
+    def State(self, req, context):
+        rec = self.sup.resolve(req.container_id)
+        return tpb.StateResponse(container_id=rec["id"], status=STATUS[rec["status"]],
+                                 pid=rec["pid"], exit_status=rec["exit_status"],
+                                 exited_at=ts(rec["exited_at"]),
+                                 terminal=bool(rec["config"].get("terminal")))
+
+
+class EventsService(egrpc.EventsServicer):
+    def __init__(self, sup: Supervisor):
+        self.sup = sup
+
+    def Subscribe(self, req, context):
+        q = self.sup.hub.subscribe(list(req.filters))
+        try:
+            while context.is_active():
+                try:
+                    ev = q.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                yield epb.Envelope(timestamp=ts(ev["timestamp"]), topic=ev["topic"],
+                                   container_id=ev["container_id"],
+                                   exec_id=ev.get("exec_id", ""), pid=ev.get("pid", 0),
+                                   exit_status=ev.get("exit_status", 0))
+        finally:
+            self.sup.hub.unsubscribe(q)
+
+
+class VersionService(vgrpc.VersionServicer):
+    def __init__(self, sup: Supervisor):
+        self.sup = sup
+
+    def Version(self, req, context):
+        import os
+        return vpb.VersionResponse(version=VERSION, api_version="hawser.v1",
+                                   default_runtime=self.sup.default_runtime, pid=os.getpid())
+
+
+class HealthService(vgrpc.HealthServicer):
+    def Check(self, req, context):
+        return vpb.HealthResponse(serving=True)
+
+
+def register(server: grpc.Server, sup: Supervisor) -> None:
+    cgrpc.add_ContainersServicer_to_server(ContainersService(sup), server)
+    tgrpc.add_TasksServicer_to_server(TasksService(sup), server)
+    egrpc.add_EventsServicer_to_server(EventsService(sup), server)
+    vgrpc.add_VersionServicer_to_server(VersionService(sup), server)
+    vgrpc.add_HealthServicer_to_server(HealthService(), server)

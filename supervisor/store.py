@@ -1,0 +1,99 @@
+"""hawserd's metadata in SQLite (WAL) under --root: one row per container with its task's state.
+Every change is committed before the caller reports it."""
+import json
+import sqlite3
+import threading
+import time
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,          -- JSON: the ContainerConfig fields
+    rootfs TEXT NOT NULL,
+    runtime TEXT NOT NULL,
+    labels TEXT NOT NULL,          -- JSON object
+    created REAL NOT NULL,
+    bundle TEXT NOT NULL,
+    status TEXT NOT NULL,          -- created | running | paused | stopped
+    pid INTEGER NOT NULL DEFAULT 0,
+    exit_status INTEGER NOT NULL DEFAULT 0,
+    exited_at REAL NOT NULL DEFAULT 0,
+    shim_address TEXT NOT NULL DEFAULT '',
+    shim_pid INTEGER NOT NULL DEFAULT 0
+);
+"""
+FIELDS = ("id", "name", "config", "rootfs", "runtime", "labels", "created", "bundle", "status",
+          "pid", "exit_status", "exited_at", "shim_address", "shim_pid")
+JSON_FIELDS = ("config", "labels")
+
+
+class NameTaken(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, path: str):
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self.lock = threading.Lock()
+
+    def add(self, record: dict) -> dict:
+        row = dict(record, created=record.get("created") or time.time())
+        values = [json.dumps(row[f]) if f in JSON_FIELDS else row.get(f, 0) for f in FIELDS]
+        with self.lock:
+            try:
+                self.db.execute(f"INSERT INTO containers ({','.join(FIELDS)}) VALUES "
+                                f"({','.join('?' * len(FIELDS))})", values)
+            except sqlite3.IntegrityError as e:
+                raise NameTaken(str(e)) from None
+        return self.get(row["id"])
+
+    def update(self, cid: str, **changes) -> dict | None:
+        if changes:
+            sets = ", ".join(f"{k} = ?" for k in changes)
+            values = [json.dumps(v) if k in JSON_FIELDS else v for k, v in changes.items()]
+            with self.lock:
+                self.db.execute(f"UPDATE containers SET {sets} WHERE id = ?", values + [cid])
+        return self.get(cid)
+
+    def remove(self, cid: str) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM containers WHERE id = ?", (cid,))
+
+    def get(self, cid: str) -> dict | None:
+        rows = self._select("WHERE id = ?", (cid,))
+        return rows[0] if rows else None
+
+    def find(self, ref: str) -> list[dict]:
+        """Containers an id, a name or an id prefix names (exact id, then name, then prefix)."""
+        for where in ("WHERE id = ?", "WHERE name = ?"):
+            rows = self._select(where, (ref,))
+            if rows:
+                return rows
+        return self._select("WHERE id LIKE ? ESCAPE '\\'", (_like_prefix(ref),)) if ref else []
+
+    def all(self) -> list[dict]:
+        return self._select("ORDER BY created", ())
+
+    def _select(self, where: str, args) -> list[dict]:
+        with self.lock:
+            rows = self.db.execute(f"SELECT {','.join(FIELDS)} FROM containers {where}",
+                                   args).fetchall()
+        out = []
+        for row in rows:
+            rec = dict(zip(FIELDS, row))
+            for f in JSON_FIELDS:
+                rec[f] = json.loads(rec[f])
+            out.append(rec)
+        return out
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+def _like_prefix(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

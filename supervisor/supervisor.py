@@ -1,0 +1,347 @@
+"""The supervisor's model: containers (records in the store, bundles under --state) and their
+tasks (one shim each). Errors are ApiError with a gRPC status code name; services.py maps them."""
+import os
+import re
+import secrets
+import shutil
+import signal
+import threading
+import time
+
+from supervisor import bundle as bundles
+from supervisor import logs, shims
+from supervisor.events import Hub
+from supervisor.store import NameTaken, Store
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+AUTOREMOVE = "hawser.autoremove"
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class Task:
+    """What hawserd holds for a live task: the shim connection and the log collector."""
+
+    def __init__(self, shim: shims.ShimClient, collector: logs.Collector, log: logs.JsonLog):
+        self.shim, self.collector, self.log = shim, collector, log
+        self.exited = threading.Event()
+
+
+class Supervisor:
+    def __init__(self, root: str, state: str, address: str, runtime: str, hub: Hub,
+                 events_address: str):
+        self.root, self.state, self.default_runtime = root, state, runtime
+        self.store = Store(os.path.join(root, "meta.db"))
+        self.hub = hub
+        self.flags = shims.ShimFlags(address, events_address)
+        self.runtime_root = os.path.join(state, "runtime")
+        self.tasks: dict[str, Task] = {}
+        self.locks: dict[str, threading.RLock] = {}
+        self.glock = threading.Lock()
+        self.changed = threading.Condition()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def lock(self, cid: str) -> threading.RLock:
+        with self.glock:
+            return self.locks.setdefault(cid, threading.RLock())
+
+    def resolve(self, ref: str) -> dict:
+        found = self.store.find(ref)
+        if not found:
+            raise ApiError("NOT_FOUND", f"no such container: {ref}")
+        if len(found) > 1:
+            raise ApiError("INVALID_ARGUMENT", f"{ref!r} matches {len(found)} containers: "
+                                               "give more of the id")
+        return found[0]
+
+    def bundle_dir(self, cid: str) -> str:
+        return os.path.join(self.state, "bundles", cid)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.root, "containers", cid, f"{cid}-json.log")
+
+    def _set(self, cid: str, **changes) -> dict:
+        rec = self.store.update(cid, **changes)
+        with self.changed:
+            self.changed.notify_all()
+        return rec
+
+    # -- containers ----------------------------------------------------------------------------
+    def create_container(self, cid: str, name: str, config: dict, rootfs: str, runtime: str,
+                         labels: dict) -> dict:
+        cid = cid or secrets.token_hex(32)
+        name = name or cid[:12]
+        if not NAME_RE.match(name) or not NAME_RE.match(cid):
+            raise ApiError("INVALID_ARGUMENT", f"invalid name or id {name!r}: use letters, "
+                                               "digits, '_', '.', '-'")
+        if not rootfs or not os.path.isabs(rootfs):
+            raise ApiError("INVALID_ARGUMENT", f"rootfs {rootfs!r} must be an absolute path")
+        if not os.path.isdir(rootfs):
+            raise ApiError("INVALID_ARGUMENT", f"rootfs {rootfs}: no such directory")
+        runtime = runtime or self.default_runtime
+        try:
+            shims.runtime_binary(runtime)
+        except FileNotFoundError as e:
+            raise ApiError("FAILED_PRECONDITION", str(e)) from None
+        for limit in ("memory_limit", "pids_limit", "cpus"):
+            if (config.get(limit) or 0) < 0:
+                raise ApiError("INVALID_ARGUMENT", f"{limit} must not be negative")
+        try:
+            spec = bundles.make_spec(cid, config, rootfs)
+        except bundles.BadConfig as e:
+            raise ApiError("INVALID_ARGUMENT", str(e)) from None
+        if self.store.find(name) and self.store.find(name)[0]["name"] == name:
+            raise ApiError("ALREADY_EXISTS", f"the name {name!r} is in use by container "
+                                             f"{self.store.find(name)[0]['id']}")
+        path = self.bundle_dir(cid)
+        try:
+            rec = self.store.add({"id": cid, "name": name, "config": config, "rootfs": rootfs,
+                                  "runtime": runtime, "labels": labels, "bundle": path,
+                                  "status": "created"})
+        except NameTaken:
+            raise ApiError("ALREADY_EXISTS", f"a container named {name!r} or with id {cid} "
+                                             "already exists") from None
+        bundles.write_bundle(path, spec)
+        os.makedirs(os.path.dirname(self.log_path(cid)), exist_ok=True)
+        self.hub.publish("/containers/create", cid)
+        return rec
+
+    def update_labels(self, ref: str, set_: dict, remove: list) -> dict:
+        rec = self.resolve(ref)
+        labels = {k: v for k, v in {**rec["labels"], **set_}.items() if k not in remove}
+        rec = self._set(rec["id"], labels=labels)
+        self.hub.publish("/containers/update", rec["id"])
+        return rec
+
+    def delete_container(self, ref: str, force: bool) -> None:
+        rec = self.resolve(ref)
+        cid = rec["id"]
+        with self.lock(cid):
+            rec = self.store.get(cid)
+            if rec is None:
+                return
+            if rec["status"] in ("running", "paused") and not force:
+                raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is {rec['status']}:"
+                                                      " stop it first, or remove it with force")
+            if rec["shim_address"]:
+                self.delete_task(cid, force=True)
+            self.store.remove(cid)
+            shutil.rmtree(self.bundle_dir(cid), ignore_errors=True)
+            shutil.rmtree(os.path.dirname(self.log_path(cid)), ignore_errors=True)
+        with self.glock:
+            self.locks.pop(cid, None)
+        self.hub.publish("/containers/delete", cid)
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def create_task(self, ref: str) -> dict:
+        rec = self.resolve(ref)
+        cid = rec["id"]
+        with self.lock(cid):
+            rec = self.store.get(cid)
+            if rec["status"] in ("running", "paused"):
+                raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is already "
+                                                      f"{rec['status']}")
+            if rec["shim_address"]:
+                self.delete_task(cid, force=True)
+            if not os.path.isdir(rec["rootfs"]):
+                raise ApiError("FAILED_PRECONDITION", f"rootfs {rec['rootfs']}: no such directory")
+            try:
+                binary = shims.runtime_binary(rec["runtime"])
+            except FileNotFoundError as e:
+                raise ApiError("FAILED_PRECONDITION", str(e)) from None
+            path = rec["bundle"]
+            stdout, stderr = logs.make_fifos(path)
+            log = logs.JsonLog(self.log_path(cid))
+            collector = logs.Collector(path, log)
+            shim = None
+            try:
+                shim = shims.start_shim(self.flags, cid, path)
+                shim_pid = shim.call("Connect", id=cid).shim_pid
+                self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
+                pid = shim.create(path, stdout, stderr, bool(rec["config"].get("terminal")),
+                                  binary, self.runtime_root)
+            except (shims.Error, RuntimeError, OSError) as e:
+                collector.abort()
+                if shim is not None:
+                    self._shutdown_shim(shim)
+                log.close()
+                self._set(cid, shim_address="", shim_pid=0)
+                raise ApiError("FAILED_PRECONDITION", f"cannot create the task of "
+                                                      f"{rec['name']}: {e}") from None
+            self.tasks[cid] = Task(shim, collector, log)
+            return self._set(cid, status="created", pid=pid, exit_status=0, exited_at=0)
+
+    def start_task(self, ref: str) -> dict:
+        cid = self.resolve(ref)["id"]
+        with self.lock(cid):
+            task = self._task(cid)
+            rec = self.store.get(cid)
+            if rec["status"] != "created":
+                raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is "
+                                                      f"{rec['status']}, not created")
+            try:
+                pid = task.shim.call("Start", id=cid).pid
+            except shims.Error as e:
+                raise ApiError("FAILED_PRECONDITION", f"cannot start {rec['name']}: "
+                                                      f"{e.args[-1] if e.args else e}") from None
+            rec = self._set(cid, status="running", pid=pid)
+            self._watch(cid, task)
+            return rec
+
+    def _watch(self, cid: str, task: Task) -> None:
+        threading.Thread(target=self._wait_exit, args=(cid, task), daemon=True,
+                         name=f"wait-{cid[:12]}").start()
+
+    def _wait_exit(self, cid: str, task: Task) -> None:
+        """Wait for the task's exit and record it (then autoremove if asked)."""
+        try:
+            resp = task.shim.call("Wait", id=cid, timeout=None)
+            status, at = resp.exit_status, resp.exited_at
+            exited_at = at.seconds + at.nanos / 1e9 if at is not None else time.time()
+        except shims.Error:
+            return    # the shim went away (hawserd shutting down, or it died): recovery decides
+        task.collector.wait(5)    # the output is in the log before the exit is reported
+        task.collector.abort()
+        rec = self.store.get(cid)
+        if rec is not None:
+            rec = self._set(cid, status="stopped", exit_status=status, exited_at=exited_at)
+        task.exited.set()
+        if rec is None:
+            return
+        if rec["labels"].get(AUTOREMOVE) == "true":
+            try:
+                self.delete_container(cid, force=True)
+            except ApiError:
+                pass
+
+    def _task(self, cid: str) -> Task:
+        task = self.tasks.get(cid)
+        if task is None:
+            raise ApiError("FAILED_PRECONDITION", f"container {cid[:12]} has no task")
+        return task
+
+    def kill(self, ref: str, sig: int, all_: bool = False, exec_id: str = "") -> None:
+        cid = self.resolve(ref)["id"]
+        task = self._task(cid)
+        rec = self.store.get(cid)
+        if rec["status"] not in ("running", "paused", "created"):
+            raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is not running")
+        try:
+            task.shim.call("Kill", id=cid, exec_id=exec_id, signal=sig, all=all_)
+        except shims.Error as e:
+            raise ApiError("FAILED_PRECONDITION", f"kill {rec['name']}: {e}") from None
+
+    def wait(self, ref: str, timeout: float | None = None) -> dict:
+        cid = self.resolve(ref)["id"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.changed:
+            while True:
+                rec = self.store.get(cid)
+                if rec is None or rec["status"] == "stopped" or \
+                        (rec["status"] == "created" and cid not in self.tasks):
+                    return rec or {"exit_status": 255, "exited_at": time.time()}
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise ApiError("DEADLINE_EXCEEDED", "still running")
+                self.changed.wait(left if left is not None else 1.0)
+
+    def stop(self, ref: str, timeout: float) -> None:
+        rec = self.resolve(ref)
+        if rec["status"] not in ("running", "paused"):
+            return
+        sig = getattr(signal, rec["config"].get("stop_signal") or "SIGTERM", signal.SIGTERM)
+        self.kill(rec["id"], int(sig))
+        try:
+            self.wait(rec["id"], timeout)
+        except ApiError:
+            self.kill(rec["id"], int(signal.SIGKILL), all_=True)
+            self.wait(rec["id"], 30)
+
+    def delete_task(self, ref: str, force: bool = False) -> dict:
+        cid = self.resolve(ref)["id"]
+        with self.lock(cid):
+            rec = self.store.get(cid)
+            task = self.tasks.get(cid)
+            if rec["status"] in ("running", "paused"):
+                if not force:
+                    raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is running")
+                if task is not None:
+                    try:
+                        task.shim.call("Kill", id=cid, signal=9, all=True)
+                    except shims.Error:
+                        pass
+                    task.exited.wait(30)
+            if task is None:
+                if rec["shim_address"]:
+                    resp = shims.delete_dead_shim(self.flags, cid, rec["bundle"])
+                    return self._set(cid, shim_address="", shim_pid=0, status="stopped",
+                                     exit_status=resp.exit_status if resp else 255)
+                return rec
+            try:
+                task.shim.call("Delete", id=cid)
+            except shims.Error:
+                pass
+            self._shutdown_shim(task.shim)
+            task.collector.abort()
+            task.collector.wait(2)
+            task.log.close()
+            self.tasks.pop(cid, None)
+            status = "stopped" if rec["status"] != "created" else "created"
+            return self._set(cid, shim_address="", shim_pid=0, status=status)
+
+    def _shutdown_shim(self, shim: shims.ShimClient) -> None:
+        try:
+            shim.call("Shutdown", id=shim.id, timeout=10)
+        except shims.Error:
+            pass
+        shim.close()
+
+    def shim_call(self, ref: str, method: str, **fields):
+        cid = self.resolve(ref)["id"]
+        task = self._task(cid)
+        try:
+            return task.shim.call(method, id=cid, **fields)
+        except shims.Error as e:
+            code = {5: "NOT_FOUND", 9: "FAILED_PRECONDITION", 12: "UNIMPLEMENTED",
+                    3: "INVALID_ARGUMENT"}.get(e.code, "FAILED_PRECONDITION")
+            raise ApiError(code, f"{method} {cid[:12]}: {e}") from None
+
+    def pause(self, ref: str) -> None:
+        cid = self.resolve(ref)["id"]
+        self.shim_call(cid, "Pause")
+        self._set(cid, status="paused")
+
+    def resume(self, ref: str) -> None:
+        cid = self.resolve(ref)["id"]
+        self.shim_call(cid, "Resume")
+        self._set(cid, status="running")
+
+    # -- restart recovery ----------------------------------------------------------------------
+    def recover(self) -> None:
+        for rec in self.store.all():
+            if not rec["shim_address"]:
+                continue
+            cid = rec["id"]
+            shim = shims.connect_shim(cid, rec["bundle"])
+            if shim is None:
+                resp = shims.delete_dead_shim(self.flags, cid, rec["bundle"])
+                self._set(cid, shim_address="", shim_pid=0, status="stopped",
+                          exit_status=resp.exit_status if resp else 255,
+                          exited_at=time.time())
+                continue
+            log = logs.JsonLog(self.log_path(cid))
+            task = Task(shim, logs.Collector(rec["bundle"], log), log)
+            self.tasks[cid] = task
+            if rec["status"] in ("running", "paused"):
+                self._watch(cid, task)
+            elif rec["status"] == "stopped":
+                task.collector.abort()
+
+    def close(self) -> None:
+        for task in list(self.tasks.values()):
+            task.shim.close()
+        self.store.close()
