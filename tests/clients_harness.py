@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HAWSER
+from paths import HAWSER
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 RUNTIMES = {"runc": RUNC, "hawser": HAWSER}

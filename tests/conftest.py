@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-HAWSER = os.environ.get("HAWSER_BIN", str(REPO / ".venv" / "bin" / "hawser"))
+from paths import HAWSER, REPO  # noqa: F401 - REPO is used by importers of conftest
 BUSYBOX = "/bin/busybox"
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n" \

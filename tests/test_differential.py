@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HAWSER
+from paths import HAWSER
 
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "probe.sh"
