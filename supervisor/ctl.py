@@ -3,6 +3,7 @@
     hawserctl [--address unix:///run/hawserd/hawserd.sock] COMMAND ...
     run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
         [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] --rootfs DIR CMD...
+    exec [-d] [-i] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
     create (same options as run), start, ps [-a] [-q], inspect, logs [-f] [--tail N],
     stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version
 """
@@ -189,6 +190,100 @@ def cmd_logs(api, a):
     return 0
 
 
+class FifoReader:
+    """A FIFO made by the client for a process's output, copied to `out` by a thread. A writer of
+    our own keeps the reader from seeing EOF before the process has opened the FIFO; release()
+    drops it once the process has exited, so the thread ends at the real EOF."""
+
+    def __init__(self, path: str, out):
+        import threading
+        os.mkfifo(path, 0o600)
+        self.path, self.out = path, out
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.keep = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.set_blocking(self.fd, True)
+        self.thread = threading.Thread(target=self._copy, daemon=True)
+        self.thread.start()
+
+    def _copy(self) -> None:
+        out = self.out.buffer if hasattr(self.out, "buffer") else self.out
+        while True:
+            data = os.read(self.fd, 65536)
+            if not data:
+                break
+            out.write(data)
+            out.flush()
+        os.close(self.fd)
+
+    def release(self, timeout: float = 5.0) -> None:
+        if self.keep is not None:
+            os.close(self.keep)
+            self.keep = None
+        self.thread.join(timeout)
+
+
+def cmd_exec(api, a):
+    import secrets
+    import shutil
+    import tempfile
+    import threading
+    c = api.get(a.container)
+    exec_id = "exec-" + secrets.token_hex(8)
+    req = dict(container_id=c.id, exec_id=exec_id, args=a.command, env=a.env, cwd=a.workdir,
+               user=a.user, terminal=a.tty)
+    if a.detach:
+        api.t.Exec(api.tpb.ExecRequest(**req))
+        api.t.Start(api.tpb.StartRequest(container_id=c.id, exec_id=exec_id))
+        return 0
+    tmp = tempfile.mkdtemp(prefix="hawserctl-exec-")
+    readers = []
+    try:
+        out = FifoReader(os.path.join(tmp, "stdout"), sys.stdout)
+        readers.append(out)
+        if not a.tty:
+            readers.append(FifoReader(os.path.join(tmp, "stderr"), sys.stderr))
+            req["stderr"] = readers[-1].path
+        req["stdout"] = out.path
+        if a.interactive:
+            req["stdin"] = os.path.join(tmp, "stdin")
+            os.mkfifo(req["stdin"], 0o600)
+        api.t.Exec(api.tpb.ExecRequest(**req))
+        try:
+            api.t.Start(api.tpb.StartRequest(container_id=c.id, exec_id=exec_id))
+            if a.interactive:
+                threading.Thread(target=copy_stdin, args=(api, c.id, exec_id, req["stdin"]),
+                                 daemon=True).start()
+            status = api.t.Wait(api.tpb.WaitRequest(container_id=c.id, exec_id=exec_id))
+        finally:
+            for r in readers:
+                r.release()
+            try:
+                api.t.Delete(api.tpb.DeleteTaskRequest(container_id=c.id, exec_id=exec_id))
+            except api.grpc.RpcError:
+                pass
+        return status.exit_status
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_stdin(api, cid: str, exec_id: str, path: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        while True:
+            data = os.read(sys.stdin.fileno(), 65536)
+            if not data:
+                break
+            os.write(fd, data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+        try:
+            api.t.CloseIO(api.tpb.CloseIORequest(container_id=cid, exec_id=exec_id, stdin=True))
+        except api.grpc.RpcError:
+            pass
+
+
 def signum(name: str) -> int:
     if name.isdigit():
         return int(name)
@@ -240,7 +335,7 @@ COMMANDS = {
     "unpause": for_each(lambda api, a, ref: api.t.Resume(api.tpb.ResumeRequest(
         container_id=ref))),
     "run": cmd_run, "create": cmd_create, "ps": cmd_ps, "inspect": cmd_inspect,
-    "logs": cmd_logs, "wait": cmd_wait, "version": cmd_version,
+    "logs": cmd_logs, "exec": cmd_exec, "wait": cmd_wait, "version": cmd_version,
 }
 
 
@@ -262,6 +357,15 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", type=int, default=-1)
     logs.add_argument("container")
+    ex = sub.add_parser("exec", add_help=False)
+    ex.add_argument("-d", "--detach", action="store_true")
+    ex.add_argument("-i", "--interactive", action="store_true")
+    ex.add_argument("-t", "--tty", action="store_true")
+    ex.add_argument("-e", "--env", action="append", default=[])
+    ex.add_argument("-u", "--user", default="")
+    ex.add_argument("-w", "--workdir", default="")
+    ex.add_argument("container")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
     for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect"):
         sp = sub.add_parser(name)
         if name == "stop":

@@ -136,6 +136,10 @@ class TasksService(tgrpc.TasksServicer):
 
     @api_errors
     def Delete(self, req, context):
+        if req.exec_id:
+            r = self.sup.delete_exec(req.container_id, req.exec_id)
+            return tpb.DeleteTaskResponse(container_id=req.container_id, pid=r["pid"],
+                                          exit_status=r["exit_status"])
         rec = self.sup.delete_task(req.container_id, req.force)
         return tpb.DeleteTaskResponse(container_id=rec["id"], pid=rec["pid"],
                                       exit_status=rec["exit_status"],
@@ -143,7 +147,9 @@ class TasksService(tgrpc.TasksServicer):
 
     @api_errors
     def Exec(self, req, context):
-        raise ApiError("UNIMPLEMENTED", "exec is not implemented by hawserd yet")
+        self.sup.exec(req.container_id, req.exec_id, list(req.args), list(req.env), req.cwd,
+                      req.user, req.terminal, req.stdin, req.stdout, req.stderr)
+        return empty_pb2.Empty()
 
     @api_errors
     def ResizePty(self, req, context):

@@ -1,5 +1,6 @@
 """The supervisor's model: containers (records in the store, bundles under --state) and their
 tasks (one shim each). Errors are ApiError with a gRPC status code name; services.py maps them."""
+import json
 import os
 import re
 import secrets
@@ -306,9 +307,58 @@ class Supervisor:
         try:
             return task.shim.call(method, id=cid, **fields)
         except shims.Error as e:
-            code = {5: "NOT_FOUND", 9: "FAILED_PRECONDITION", 12: "UNIMPLEMENTED",
+            code = {5: "NOT_FOUND", 6: "ALREADY_EXISTS", 9: "FAILED_PRECONDITION", 12: "UNIMPLEMENTED",
                     3: "INVALID_ARGUMENT"}.get(e.code, "FAILED_PRECONDITION")
             raise ApiError(code, f"{method} {cid[:12]}: {e}") from None
+
+    # -- execs -----------------------------------------------------------------------------------
+    def exec(self, ref: str, exec_id: str, args: list, env: list, cwd: str, user: str,
+             terminal: bool, stdin: str, stdout: str, stderr: str) -> None:
+        """An extra process in a running container: the container's process settings (from its
+        bundle) with the request's args/env/cwd/user; output to the given FIFOs or, when none is
+        given, into the container's log (its own stdout/stderr FIFOs, read while it runs)."""
+        rec = self.resolve(ref)
+        cid = rec["id"]
+        if not exec_id or not NAME_RE.match(exec_id):
+            raise ApiError("INVALID_ARGUMENT", f"invalid exec id {exec_id!r}")
+        if not args:
+            raise ApiError("INVALID_ARGUMENT", "no command to exec")
+        if rec["status"] != "running":
+            raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is {rec['status']}, "
+                                                  "not running")
+        self._task(cid)
+        try:
+            with open(os.path.join(rec["bundle"], "config.json")) as f:
+                proc = json.load(f)["process"]
+            proc["args"] = list(args)
+            extra = [e for e in env if "=" in e]
+            keys = {e.split("=", 1)[0] for e in extra}
+            proc["env"] = [e for e in proc.get("env") or () if e.split("=", 1)[0] not in keys] \
+                + extra
+            if cwd:
+                if not cwd.startswith("/"):
+                    raise bundles.BadConfig(f"working directory {cwd!r} is not an absolute path")
+                proc["cwd"] = cwd
+            if user:
+                proc["user"] = bundles.resolve_user(user, rec["rootfs"])
+            proc["terminal"] = bool(terminal)
+        except bundles.BadConfig as e:
+            raise ApiError("INVALID_ARGUMENT", str(e)) from None
+        except (OSError, ValueError, KeyError) as e:
+            raise ApiError("FAILED_PRECONDITION", f"bundle of {rec['name']}: {e}") from None
+        if not stdout and not stderr:
+            stdout, stderr = logs.fifo_paths(rec["bundle"])
+            if terminal:
+                stderr = ""
+        spec = shims.wire.message("google.protobuf.Any")(
+            type_url="types.containerd.io/opencontainers/runtime-spec/1/Process",
+            value=json.dumps(proc).encode())
+        self.shim_call(cid, "Exec", exec_id=exec_id, terminal=bool(terminal), stdin=stdin,
+                       stdout=stdout, stderr=stderr, spec=spec)
+
+    def delete_exec(self, ref: str, exec_id: str) -> dict:
+        r = self.shim_call(ref, "Delete", exec_id=exec_id)
+        return {"pid": r.pid, "exit_status": r.exit_status}
 
     def pause(self, ref: str) -> None:
         cid = self.resolve(ref)["id"]
