@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from paths import HAWSER, REPO  # noqa: F401 - REPO is used by importers of conftest
+from paths import HAWSER
 BUSYBOX = "/bin/busybox"
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n" \
