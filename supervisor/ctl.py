@@ -2,7 +2,8 @@
 
     hawserctl [--address unix:///run/hawserd/hawserd.sock] COMMAND ...
     run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
-        [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] --rootfs DIR CMD...
+        [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] [--restart P]
+        [--stop-signal SIG] --rootfs DIR CMD...
     exec [-d] [-i] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
     create (same options as run), start, ps [-a] [-q], inspect, logs [-f] [--tail N],
     stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version
@@ -65,6 +66,8 @@ def add_create_options(p) -> None:
     p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("--runtime", default="")
     p.add_argument("--rm", action="store_true")
+    p.add_argument("--restart", default="", help="no | on-failure[:N] | always | unless-stopped")
+    p.add_argument("--stop-signal", default="")
     p.add_argument("--label", "-l", action="append", default=[])
     p.add_argument("--rootfs", required=True)
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -81,7 +84,8 @@ def create(api: Api, a) -> str:
     config = api.cpb.ContainerConfig(
         args=a.command, env=a.env, cwd=a.workdir, user=a.user, hostname=a.hostname,
         terminal=a.tty, memory_limit=parse_size(a.memory) if a.memory else 0,
-        pids_limit=a.pids_limit, cpus=a.cpus, read_only=a.read_only, mounts=mounts)
+        pids_limit=a.pids_limit, cpus=a.cpus, read_only=a.read_only, mounts=mounts,
+        restart_policy=a.restart, stop_signal=a.stop_signal)
     labels = dict(kv.partition("=")[::2] for kv in a.label)
     if a.rm and getattr(a, "detach", False):
         labels["hawser.autoremove"] = "true"
@@ -311,17 +315,7 @@ def cmd_version(api, a):
 
 
 def stop_one(api, a, ref):
-    c = api.get(ref)
-    if c.status not in (2, 4):
-        return
-    api.t.Kill(api.tpb.KillRequest(container_id=c.id, signal=signal.SIGTERM))
-    try:
-        api.t.Wait(api.tpb.WaitRequest(container_id=c.id), timeout=a.time)
-    except api.grpc.RpcError as e:
-        if e.code() != api.grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise
-        api.t.Kill(api.tpb.KillRequest(container_id=c.id, signal=signal.SIGKILL, all=True))
-        api.t.Wait(api.tpb.WaitRequest(container_id=c.id), timeout=30)
+    api.t.Stop(api.tpb.StopRequest(container_id=api.get(ref).id, timeout=a.time))
 
 
 COMMANDS = {

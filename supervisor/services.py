@@ -45,7 +45,8 @@ def container_msg(rec: dict, sup: Supervisor) -> cpb.Container:
                          created_at=ts(rec["created"]), status=STATUS[rec["status"]],
                          pid=rec["pid"] if rec["status"] in ("running", "paused", "created")
                          else 0, exit_status=rec["exit_status"], exited_at=ts(rec["exited_at"]),
-                         bundle=rec["bundle"], log_path=sup.log_path(rec["id"]))
+                         bundle=rec["bundle"], log_path=sup.log_path(rec["id"]),
+                         restart_count=rec["restart_count"])
 
 
 def api_errors(method):
@@ -124,6 +125,11 @@ class TasksService(tgrpc.TasksServicer):
     @api_errors
     def Kill(self, req, context):
         self.sup.kill(req.container_id, req.signal or 15, req.all, req.exec_id)
+        return empty_pb2.Empty()
+
+    @api_errors
+    def Stop(self, req, context):
+        self.sup.stop(req.container_id, req.timeout if req.timeout >= 0 else 10.0)
         return empty_pb2.Empty()
 
     @api_errors

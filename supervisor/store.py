@@ -20,11 +20,17 @@ CREATE TABLE IF NOT EXISTS containers (
     exit_status INTEGER NOT NULL DEFAULT 0,
     exited_at REAL NOT NULL DEFAULT 0,
     shim_address TEXT NOT NULL DEFAULT '',
-    shim_pid INTEGER NOT NULL DEFAULT 0
+    shim_pid INTEGER NOT NULL DEFAULT 0,
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    stop_requested INTEGER NOT NULL DEFAULT 0   -- 1: stopped by a user, no restart
 );
 """
+# Columns added after the first schema: (name, declaration) added to an older database.
+ADDED = (("restart_count", "INTEGER NOT NULL DEFAULT 0"),
+         ("stop_requested", "INTEGER NOT NULL DEFAULT 0"))
 FIELDS = ("id", "name", "config", "rootfs", "runtime", "labels", "created", "bundle", "status",
-          "pid", "exit_status", "exited_at", "shim_address", "shim_pid")
+          "pid", "exit_status", "exited_at", "shim_address", "shim_pid", "restart_count",
+          "stop_requested")
 JSON_FIELDS = ("config", "labels")
 
 
@@ -38,6 +44,10 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(containers)")}
+        for column, decl in ADDED:
+            if column not in have:
+                self.db.execute(f"ALTER TABLE containers ADD COLUMN {column} {decl}")
         self.lock = threading.Lock()
 
     def add(self, record: dict) -> dict:

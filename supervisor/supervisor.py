@@ -1,6 +1,7 @@
 """The supervisor's model: containers (records in the store, bundles under --state) and their
 tasks (one shim each). Errors are ApiError with a gRPC status code name; services.py maps them."""
 import json
+import logging
 import os
 import re
 import secrets
@@ -16,6 +17,43 @@ from supervisor.store import NameTaken, Store
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 AUTOREMOVE = "hawser.autoremove"
+logger = logging.getLogger("hawserd")
+
+
+def parse_restart_policy(policy: str) -> tuple[str, int]:
+    """no | on-failure[:N] | always | unless-stopped -> (name, max retries; 0 = unlimited)."""
+    name, _, count = (policy or "no").partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped") or \
+            (count and (name != "on-failure" or not count.isdigit())):
+        raise ValueError(f"invalid restart policy {policy!r}: use no, on-failure[:N], always or "
+                         "unless-stopped")
+    return name, int(count or 0)
+
+
+def signal_name(sig: str) -> str:
+    """"TERM", "SIGTERM", "15" -> "SIGTERM" ("" stays "": the default, SIGTERM)."""
+    if not sig:
+        return ""
+    try:
+        if sig.isdigit():
+            return signal.Signals(int(sig)).name
+        name = sig.upper() if sig.upper().startswith("SIG") else "SIG" + sig.upper()
+        return signal.Signals[name].name
+    except (ValueError, KeyError):
+        raise ValueError(f"invalid stop signal {sig!r}") from None
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    """Until process pid has exited (or is a zombie), at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.005)
 
 
 class ApiError(Exception):
@@ -91,6 +129,12 @@ class Supervisor:
         for limit in ("memory_limit", "pids_limit", "cpus"):
             if (config.get(limit) or 0) < 0:
                 raise ApiError("INVALID_ARGUMENT", f"{limit} must not be negative")
+        config = dict(config)
+        try:
+            parse_restart_policy(config.get("restart_policy") or "")
+            config["stop_signal"] = signal_name(config.get("stop_signal") or "")
+        except ValueError as e:
+            raise ApiError("INVALID_ARGUMENT", str(e)) from None
         try:
             spec = bundles.make_spec(cid, config, rootfs)
         except bundles.BadConfig as e:
@@ -128,6 +172,7 @@ class Supervisor:
             if rec["status"] in ("running", "paused") and not force:
                 raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is {rec['status']}:"
                                                       " stop it first, or remove it with force")
+            self.store.update(cid, stop_requested=1)
             if rec["shim_address"]:
                 self.delete_task(cid, force=True)
             self.store.remove(cid)
@@ -147,7 +192,11 @@ class Supervisor:
                 raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is already "
                                                       f"{rec['status']}")
             if rec["shim_address"]:
+                old_shim = rec["shim_pid"]
                 self.delete_task(cid, force=True)
+                # the new shim must not find the old one's socket still there (its `start`
+                # would hand out that address, which goes away with the old shim)
+                wait_gone(old_shim, 5.0)
             if not os.path.isdir(rec["rootfs"]):
                 raise ApiError("FAILED_PRECONDITION", f"rootfs {rec['rootfs']}: no such directory")
             try:
@@ -176,7 +225,7 @@ class Supervisor:
             self.tasks[cid] = Task(shim, collector, log)
             return self._set(cid, status="created", pid=pid, exit_status=0, exited_at=0)
 
-    def start_task(self, ref: str) -> dict:
+    def start_task(self, ref: str, restart: bool = False) -> dict:
         cid = self.resolve(ref)["id"]
         with self.lock(cid):
             task = self._task(cid)
@@ -189,7 +238,12 @@ class Supervisor:
             except shims.Error as e:
                 raise ApiError("FAILED_PRECONDITION", f"cannot start {rec['name']}: "
                                                       f"{e.args[-1] if e.args else e}") from None
-            rec = self._set(cid, status="running", pid=pid)
+            if restart:
+                rec = self._set(cid, status="running", pid=pid,
+                                restart_count=rec["restart_count"] + 1)
+            else:
+                rec = self._set(cid, status="running", pid=pid, restart_count=0,
+                                stop_requested=0)
             self._watch(cid, task)
             return rec
 
@@ -218,6 +272,38 @@ class Supervisor:
                 self.delete_container(cid, force=True)
             except ApiError:
                 pass
+            return
+        self._maybe_restart(cid)
+
+    def _wants_restart(self, rec: dict) -> bool:
+        if rec is None or rec["status"] != "stopped" or rec["stop_requested"]:
+            return False
+        try:
+            policy, retries = parse_restart_policy(rec["config"].get("restart_policy") or "")
+        except ValueError:
+            return False
+        if policy == "on-failure":
+            return rec["exit_status"] != 0 and (not retries or rec["restart_count"] < retries)
+        return policy != "no"
+
+    def _maybe_restart(self, cid: str) -> None:
+        """The restart policy after an exit: a new task after a back-off (100 ms, doubled at each
+        restart, at most 10 s), unless a user stopped or removed the container meanwhile."""
+        rec = self.store.get(cid)
+        if not self._wants_restart(rec):
+            return
+        time.sleep(min(0.1 * 2 ** rec["restart_count"], 10.0))
+        with self.lock(cid):
+            rec = self.store.get(cid)
+            if not self._wants_restart(rec):
+                return
+            try:
+                self.create_task(cid)
+                self.start_task(cid, restart=True)
+            except ApiError as e:
+                logger.warning("restart of %s failed: %s", cid[:12], e.message)
+                return
+        self.hub.publish("/containers/restart", cid)
 
     def _task(self, cid: str) -> Task:
         task = self.tasks.get(cid)
@@ -252,9 +338,13 @@ class Supervisor:
 
     def stop(self, ref: str, timeout: float) -> None:
         rec = self.resolve(ref)
+        with self.lock(rec["id"]):    # not during a restart by the policy
+            rec = self._set(rec["id"], stop_requested=1)
         if rec["status"] not in ("running", "paused"):
             return
         sig = getattr(signal, rec["config"].get("stop_signal") or "SIGTERM", signal.SIGTERM)
+        if rec["status"] == "paused":
+            self.resume(rec["id"])
         self.kill(rec["id"], int(sig))
         try:
             self.wait(rec["id"], timeout)
@@ -382,6 +472,7 @@ class Supervisor:
                 self._set(cid, shim_address="", shim_pid=0, status="stopped",
                           exit_status=resp.exit_status if resp else 255,
                           exited_at=time.time())
+                threading.Thread(target=self._maybe_restart, args=(cid,), daemon=True).start()
                 continue
             log = logs.JsonLog(self.log_path(cid))
             task = Task(shim, logs.Collector(rec["bundle"], log), log)

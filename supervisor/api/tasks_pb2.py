@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hawser/v1/tasks.proto\x12\thawser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/protobuf/empty.proto\")\n\x11\x43reateTaskRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"7\n\x12\x43reateTaskResponse\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\r\"5\n\x0cStartRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\"\x1c\n\rStartResponse\x12\x0b\n\x03pid\x18\x01 \x01(\r\"Q\n\x0bKillRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\r\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"4\n\x0bWaitRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\"R\n\x0cWaitResponse\x12\x13\n\x0b\x65xit_status\x18\x01 \x01(\r\x12-\n\texited_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x11\x44\x65leteTaskRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"{\n\x12\x44\x65leteTaskResponse\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\r\x12\x13\n\x0b\x65xit_status\x18\x03 \x01(\r\x12-\n\texited_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xab\x01\n\x0b\x45xecRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rgs\x18\x03 \x03(\t\x12\x0b\n\x03\x65nv\x18\x04 \x03(\t\x12\x0b\n\x03\x63wd\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x10\n\x08terminal\x18\x07 \x01(\x08\x12\r\n\x05stdin\x18\x08 \x01(\t\x12\x0e\n\x06stdout\x18\t \x01(\t\x12\x0e\n\x06stderr\x18\n \x01(\t\"X\n\x10ResizePtyRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"F\n\x0e\x43loseIORequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\r\n\x05stdin\x18\x03 \x01(\x08\"$\n\x0cPauseRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"%\n\rResumeRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"\x1a\n\x0bProcessInfo\x12\x0b\n\x03pid\x18\x01 \x01(\r\"#\n\x0bPidsRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"9\n\x0cPidsResponse\x12)\n\tprocesses\x18\x01 \x03(\x0b\x32\x16.hawser.v1.ProcessInfo\"$\n\x0cStatsRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"{\n\rStatsResponse\x12\x14\n\x0cmemory_usage\x18\x01 \x01(\x04\x12\x14\n\x0cmemory_limit\x18\x02 \x01(\x04\x12\x14\n\x0c\x63pu_usage_ns\x18\x03 \x01(\x04\x12\x14\n\x0cpids_current\x18\x04 \x01(\x04\x12\x12\n\npids_limit\x18\x05 \x01(\x04\"a\n\x11UpdateTaskRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x14\n\x0cmemory_limit\x18\x02 \x01(\x03\x12\x12\n\npids_limit\x18\x03 \x01(\x03\x12\x0c\n\x04\x63pus\x18\x04 \x01(\x01\"5\n\x0cStateRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\"\xc0\x01\n\rStateResponse\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12%\n\x06status\x18\x03 \x01(\x0e\x32\x15.hawser.v1.TaskStatus\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12\x13\n\x0b\x65xit_status\x18\x05 \x01(\r\x12-\n\texited_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08terminal\x18\x07 \x01(\x08*e\n\nTaskStatus\x12\x10\n\x0cTASK_UNKNOWN\x10\x00\x12\x10\n\x0cTASK_CREATED\x10\x01\x12\x10\n\x0cTASK_RUNNING\x10\x02\x12\x10\n\x0cTASK_STOPPED\x10\x03\x12\x0f\n\x0bTASK_PAUSED\x10\x04\x32\xe1\x06\n\x05Tasks\x12\x45\n\x06\x43reate\x12\x1c.hawser.v1.CreateTaskRequest\x1a\x1d.hawser.v1.CreateTaskResponse\x12:\n\x05Start\x12\x17.hawser.v1.StartRequest\x1a\x18.hawser.v1.StartResponse\x12\x36\n\x04Kill\x12\x16.hawser.v1.KillRequest\x1a\x16.google.protobuf.Empty\x12\x37\n\x04Wait\x12\x16.hawser.v1.WaitRequest\x1a\x17.hawser.v1.WaitResponse\x12\x45\n\x06\x44\x65lete\x12\x1c.hawser.v1.DeleteTaskRequest\x1a\x1d.hawser.v1.DeleteTaskResponse\x12\x36\n\x04\x45xec\x12\x16.hawser.v1.ExecRequest\x1a\x16.google.protobuf.Empty\x12@\n\tResizePty\x12\x1b.hawser.v1.ResizePtyRequest\x1a\x16.google.protobuf.Empty\x12<\n\x07\x43loseIO\x12\x19.hawser.v1.CloseIORequest\x1a\x16.google.protobuf.Empty\x12\x38\n\x05Pause\x12\x17.hawser.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12:\n\x06Resume\x12\x18.hawser.v1.ResumeRequest\x1a\x16.google.protobuf.Empty\x12\x37\n\x04Pids\x12\x16.hawser.v1.PidsRequest\x1a\x17.hawser.v1.PidsResponse\x12:\n\x05Stats\x12\x17.hawser.v1.StatsRequest\x1a\x18.hawser.v1.StatsResponse\x12>\n\x06Update\x12\x1c.hawser.v1.UpdateTaskRequest\x1a\x16.google.protobuf.Empty\x12:\n\x05State\x12\x17.hawser.v1.StateRequest\x1a\x18.hawser.v1.StateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15hawser/v1/tasks.proto\x12\thawser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/protobuf/empty.proto\")\n\x11\x43reateTaskRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"7\n\x12\x43reateTaskResponse\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\r\"5\n\x0cStartRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\"\x1c\n\rStartResponse\x12\x0b\n\x03pid\x18\x01 \x01(\r\"Q\n\x0bKillRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x0e\n\x06signal\x18\x03 \x01(\r\x12\x0b\n\x03\x61ll\x18\x04 \x01(\x08\"4\n\x0bStopRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\"4\n\x0bWaitRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\"R\n\x0cWaitResponse\x12\x13\n\x0b\x65xit_status\x18\x01 \x01(\r\x12-\n\texited_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x11\x44\x65leteTaskRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"{\n\x12\x44\x65leteTaskResponse\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0b\n\x03pid\x18\x02 \x01(\r\x12\x13\n\x0b\x65xit_status\x18\x03 \x01(\r\x12-\n\texited_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xab\x01\n\x0b\x45xecRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\x0c\n\x04\x61rgs\x18\x03 \x03(\t\x12\x0b\n\x03\x65nv\x18\x04 \x03(\t\x12\x0b\n\x03\x63wd\x18\x05 \x01(\t\x12\x0c\n\x04user\x18\x06 \x01(\t\x12\x10\n\x08terminal\x18\x07 \x01(\x08\x12\r\n\x05stdin\x18\x08 \x01(\t\x12\x0e\n\x06stdout\x18\t \x01(\t\x12\x0e\n\x06stderr\x18\n \x01(\t\"X\n\x10ResizePtyRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\"F\n\x0e\x43loseIORequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12\r\n\x05stdin\x18\x03 \x01(\x08\"$\n\x0cPauseRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"%\n\rResumeRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"\x1a\n\x0bProcessInfo\x12\x0b\n\x03pid\x18\x01 \x01(\r\"#\n\x0bPidsRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"9\n\x0cPidsResponse\x12)\n\tprocesses\x18\x01 \x03(\x0b\x32\x16.hawser.v1.ProcessInfo\"$\n\x0cStatsRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\"{\n\rStatsResponse\x12\x14\n\x0cmemory_usage\x18\x01 \x01(\x04\x12\x14\n\x0cmemory_limit\x18\x02 \x01(\x04\x12\x14\n\x0c\x63pu_usage_ns\x18\x03 \x01(\x04\x12\x14\n\x0cpids_current\x18\x04 \x01(\x04\x12\x12\n\npids_limit\x18\x05 \x01(\x04\"a\n\x11UpdateTaskRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x14\n\x0cmemory_limit\x18\x02 \x01(\x03\x12\x12\n\npids_limit\x18\x03 \x01(\x03\x12\x0c\n\x04\x63pus\x18\x04 \x01(\x01\"5\n\x0cStateRequest\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\"\xc0\x01\n\rStateResponse\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x65xec_id\x18\x02 \x01(\t\x12%\n\x06status\x18\x03 \x01(\x0e\x32\x15.hawser.v1.TaskStatus\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12\x13\n\x0b\x65xit_status\x18\x05 \x01(\r\x12-\n\texited_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08terminal\x18\x07 \x01(\x08*e\n\nTaskStatus\x12\x10\n\x0cTASK_UNKNOWN\x10\x00\x12\x10\n\x0cTASK_CREATED\x10\x01\x12\x10\n\x0cTASK_RUNNING\x10\x02\x12\x10\n\x0cTASK_STOPPED\x10\x03\x12\x0f\n\x0bTASK_PAUSED\x10\x04\x32\x99\x07\n\x05Tasks\x12\x45\n\x06\x43reate\x12\x1c.hawser.v1.CreateTaskRequest\x1a\x1d.hawser.v1.CreateTaskResponse\x12:\n\x05Start\x12\x17.hawser.v1.StartRequest\x1a\x18.hawser.v1.StartResponse\x12\x36\n\x04Kill\x12\x16.hawser.v1.KillRequest\x1a\x16.google.protobuf.Empty\x12\x36\n\x04Stop\x12\x16.hawser.v1.StopRequest\x1a\x16.google.protobuf.Empty\x12\x37\n\x04Wait\x12\x16.hawser.v1.WaitRequest\x1a\x17.hawser.v1.WaitResponse\x12\x45\n\x06\x44\x65lete\x12\x1c.hawser.v1.DeleteTaskRequest\x1a\x1d.hawser.v1.DeleteTaskResponse\x12\x36\n\x04\x45xec\x12\x16.hawser.v1.ExecRequest\x1a\x16.google.protobuf.Empty\x12@\n\tResizePty\x12\x1b.hawser.v1.ResizePtyRequest\x1a\x16.google.protobuf.Empty\x12<\n\x07\x43loseIO\x12\x19.hawser.v1.CloseIORequest\x1a\x16.google.protobuf.Empty\x12\x38\n\x05Pause\x12\x17.hawser.v1.PauseRequest\x1a\x16.google.protobuf.Empty\x12:\n\x06Resume\x12\x18.hawser.v1.ResumeRequest\x1a\x16.google.protobuf.Empty\x12\x37\n\x04Pids\x12\x16.hawser.v1.PidsRequest\x1a\x17.hawser.v1.PidsResponse\x12:\n\x05Stats\x12\x17.hawser.v1.StatsRequest\x1a\x18.hawser.v1.StatsResponse\x12>\n\x06Update\x12\x1c.hawser.v1.UpdateTaskRequest\x1a\x16.google.protobuf.Empty\x12:\n\x05State\x12\x17.hawser.v1.StateRequest\x1a\x18.hawser.v1.StateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hawser.v1.tasks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATUS']._serialized_start=1753
-  _globals['_TASKSTATUS']._serialized_end=1854
+  _globals['_TASKSTATUS']._serialized_start=1807
+  _globals['_TASKSTATUS']._serialized_end=1908
   _globals['_CREATETASKREQUEST']._serialized_start=98
   _globals['_CREATETASKREQUEST']._serialized_end=139
   _globals['_CREATETASKRESPONSE']._serialized_start=141
@@ -45,40 +45,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTRESPONSE']._serialized_end=281
   _globals['_KILLREQUEST']._serialized_start=283
   _globals['_KILLREQUEST']._serialized_end=364
-  _globals['_WAITREQUEST']._serialized_start=366
-  _globals['_WAITREQUEST']._serialized_end=418
-  _globals['_WAITRESPONSE']._serialized_start=420
-  _globals['_WAITRESPONSE']._serialized_end=502
-  _globals['_DELETETASKREQUEST']._serialized_start=504
-  _globals['_DELETETASKREQUEST']._serialized_end=577
-  _globals['_DELETETASKRESPONSE']._serialized_start=579
-  _globals['_DELETETASKRESPONSE']._serialized_end=702
-  _globals['_EXECREQUEST']._serialized_start=705
-  _globals['_EXECREQUEST']._serialized_end=876
-  _globals['_RESIZEPTYREQUEST']._serialized_start=878
-  _globals['_RESIZEPTYREQUEST']._serialized_end=966
-  _globals['_CLOSEIOREQUEST']._serialized_start=968
-  _globals['_CLOSEIOREQUEST']._serialized_end=1038
-  _globals['_PAUSEREQUEST']._serialized_start=1040
-  _globals['_PAUSEREQUEST']._serialized_end=1076
-  _globals['_RESUMEREQUEST']._serialized_start=1078
-  _globals['_RESUMEREQUEST']._serialized_end=1115
-  _globals['_PROCESSINFO']._serialized_start=1117
-  _globals['_PROCESSINFO']._serialized_end=1143
-  _globals['_PIDSREQUEST']._serialized_start=1145
-  _globals['_PIDSREQUEST']._serialized_end=1180
-  _globals['_PIDSRESPONSE']._serialized_start=1182
-  _globals['_PIDSRESPONSE']._serialized_end=1239
-  _globals['_STATSREQUEST']._serialized_start=1241
-  _globals['_STATSREQUEST']._serialized_end=1277
-  _globals['_STATSRESPONSE']._serialized_start=1279
-  _globals['_STATSRESPONSE']._serialized_end=1402
-  _globals['_UPDATETASKREQUEST']._serialized_start=1404
-  _globals['_UPDATETASKREQUEST']._serialized_end=1501
-  _globals['_STATEREQUEST']._serialized_start=1503
-  _globals['_STATEREQUEST']._serialized_end=1556
-  _globals['_STATERESPONSE']._serialized_start=1559
-  _globals['_STATERESPONSE']._serialized_end=1751
-  _globals['_TASKS']._serialized_start=1857
-  _globals['_TASKS']._serialized_end=2722
+  _globals['_STOPREQUEST']._serialized_start=366
+  _globals['_STOPREQUEST']._serialized_end=418
+  _globals['_WAITREQUEST']._serialized_start=420
+  _globals['_WAITREQUEST']._serialized_end=472
+  _globals['_WAITRESPONSE']._serialized_start=474
+  _globals['_WAITRESPONSE']._serialized_end=556
+  _globals['_DELETETASKREQUEST']._serialized_start=558
+  _globals['_DELETETASKREQUEST']._serialized_end=631
+  _globals['_DELETETASKRESPONSE']._serialized_start=633
+  _globals['_DELETETASKRESPONSE']._serialized_end=756
+  _globals['_EXECREQUEST']._serialized_start=759
+  _globals['_EXECREQUEST']._serialized_end=930
+  _globals['_RESIZEPTYREQUEST']._serialized_start=932
+  _globals['_RESIZEPTYREQUEST']._serialized_end=1020
+  _globals['_CLOSEIOREQUEST']._serialized_start=1022
+  _globals['_CLOSEIOREQUEST']._serialized_end=1092
+  _globals['_PAUSEREQUEST']._serialized_start=1094
+  _globals['_PAUSEREQUEST']._serialized_end=1130
+  _globals['_RESUMEREQUEST']._serialized_start=1132
+  _globals['_RESUMEREQUEST']._serialized_end=1169
+  _globals['_PROCESSINFO']._serialized_start=1171
+  _globals['_PROCESSINFO']._serialized_end=1197
+  _globals['_PIDSREQUEST']._serialized_start=1199
+  _globals['_PIDSREQUEST']._serialized_end=1234
+  _globals['_PIDSRESPONSE']._serialized_start=1236
+  _globals['_PIDSRESPONSE']._serialized_end=1293
+  _globals['_STATSREQUEST']._serialized_start=1295
+  _globals['_STATSREQUEST']._serialized_end=1331
+  _globals['_STATSRESPONSE']._serialized_start=1333
+  _globals['_STATSRESPONSE']._serialized_end=1456
+  _globals['_UPDATETASKREQUEST']._serialized_start=1458
+  _globals['_UPDATETASKREQUEST']._serialized_end=1555
+  _globals['_STATEREQUEST']._serialized_start=1557
+  _globals['_STATEREQUEST']._serialized_end=1610
+  _globals['_STATERESPONSE']._serialized_start=1613
+  _globals['_STATERESPONSE']._serialized_end=1805
+  _globals['_TASKS']._serialized_start=1911
+  _globals['_TASKS']._serialized_end=2832
 # @@protoc_insertion_point(module_scope)

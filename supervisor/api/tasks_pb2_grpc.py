@@ -50,6 +50,11 @@ class TasksStub:
                 request_serializer=hawser_dot_v1_dot_tasks__pb2.KillRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Stop = channel.unary_unary(
+                '/hawser.v1.Tasks/Stop',
+                request_serializer=hawser_dot_v1_dot_tasks__pb2.StopRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.Wait = channel.unary_unary(
                 '/hawser.v1.Tasks/Wait',
                 request_serializer=hawser_dot_v1_dot_tasks__pb2.WaitRequest.SerializeToString,
@@ -124,6 +129,14 @@ class TasksServicer:
 
     def Kill(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stop(self, request, context):
+        """The container's stop signal (its config's stop_signal, default SIGTERM), `timeout` seconds
+        for it to exit, then SIGKILL to all its processes; the restart policy then leaves it stopped.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -210,6 +223,11 @@ def add_TasksServicer_to_server(servicer, server):
             'Kill': grpc.unary_unary_rpc_method_handler(
                     servicer.Kill,
                     request_deserializer=hawser_dot_v1_dot_tasks__pb2.KillRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'Stop': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stop,
+                    request_deserializer=hawser_dot_v1_dot_tasks__pb2.StopRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'Wait': grpc.unary_unary_rpc_method_handler(
@@ -348,6 +366,33 @@ class Tasks:
             target,
             '/hawser.v1.Tasks/Kill',
             hawser_dot_v1_dot_tasks__pb2.KillRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stop(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hawser.v1.Tasks/Stop',
+            hawser_dot_v1_dot_tasks__pb2.StopRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
