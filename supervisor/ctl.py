@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import time
 
 DEFAULT_ADDRESS = "unix:///run/hawserd/hawserd.sock"
 STATUS_NAMES = {0: "unknown", 1: "created", 2: "running", 3: "exited", 4: "paused"}
@@ -100,37 +99,15 @@ def start(api: Api, cid: str) -> None:
     api.t.Start(api.tpb.StartRequest(container_id=cid))
 
 
-def print_logs(path: str, offset: int = 0) -> int:
-    """Print the log entries from byte offset on; return the new offset."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return offset
-    end = data.rfind(b"\n") + 1
-    for line in data[:end].splitlines():
-        entry = json.loads(line)
-        out = sys.stderr if entry.get("stream") == "stderr" else sys.stdout
-        out.write(entry["log"])
-        out.flush()
-    return offset + end
-
-
 def cmd_run(api: Api, a) -> int:
     cid = create(api, a)
     start(api, cid)
     if a.detach:
         print(cid)
         return 0
-    path = api.get(cid).log_path
     waiter = api.t.Wait.future(api.tpb.WaitRequest(container_id=cid))
-    offset = 0
-    while not waiter.done():
-        offset = print_logs(path, offset)
-        time.sleep(0.05)
+    stream_logs(api, cid, follow=True)
     status = waiter.result().exit_status
-    print_logs(path, offset)
     if a.rm:
         api.c.Delete(api.cpb.DeleteContainerRequest(id=cid, force=True))
     return status
@@ -178,19 +155,15 @@ def cmd_inspect(api, a):
     return 0
 
 
+def stream_logs(api, ref: str, follow: bool, tail: int = -1) -> None:
+    for e in api.c.Logs(api.cpb.LogsRequest(id=ref, follow=follow, tail=tail)):
+        out = sys.stderr if e.stream == "stderr" else sys.stdout
+        out.write(e.log)
+        out.flush()
+
+
 def cmd_logs(api, a):
-    c = api.get(a.container)
-    from supervisor import logs
-    entries = logs.read(c.log_path, a.tail)
-    for e in entries:
-        (sys.stderr if e.get("stream") == "stderr" else sys.stdout).write(e["log"])
-    sys.stdout.flush()
-    if a.follow:
-        offset = os.path.getsize(c.log_path) if os.path.exists(c.log_path) else 0
-        while api.get(c.id).status in (1, 2, 4):
-            offset = print_logs(c.log_path, offset)
-            time.sleep(0.1)
-        print_logs(c.log_path, offset)
+    stream_logs(api, a.container, a.follow, a.tail)
     return 0
 
 

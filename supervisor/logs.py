@@ -113,3 +113,67 @@ def read(path: str, tail: int = -1) -> list[dict]:
         except (OSError, ValueError):
             continue
     return entries[-tail:] if tail >= 0 else entries
+
+
+class Follower:
+    """Entries of a container's log from the end of what read() returned on: the current file is
+    opened once (its inode kept), and when rotation replaces it the rest of the old file is read
+    before the new one."""
+
+    def __init__(self, path: str, tail: int = -1):
+        self.path = path
+        self.file = None
+        self.pending = b""
+        try:
+            self.file = open(path, "rb")
+        except FileNotFoundError:
+            pass
+        entries = []
+        for p in [f"{path}.{n}" for n in range(KEEP, 0, -1)]:
+            entries += read_one(p)
+        if self.file is not None:
+            entries += self._read_lines()
+        self.initial = entries[-tail:] if tail > 0 else [] if tail == 0 else entries
+
+    def poll(self) -> list[dict]:
+        out = []
+        if self.file is None:
+            try:
+                self.file = open(self.path, "rb")
+            except FileNotFoundError:
+                return out
+        while True:
+            out += self._read_lines()
+            try:
+                rotated = os.stat(self.path).st_ino != os.fstat(self.file.fileno()).st_ino
+            except FileNotFoundError:
+                rotated = False
+            if not rotated:
+                return out
+            out += self._read_lines()
+            self.file.close()
+            self.file, self.pending = open(self.path, "rb"), b""
+
+    def _read_lines(self) -> list[dict]:
+        data = self.pending + self.file.read()
+        end = data.rfind(b"\n") + 1
+        self.pending = data[end:]
+        out = []
+        for line in data[:end].splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def read_one(path: str) -> list[dict]:
+    try:
+        with open(path, "rb") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except (OSError, ValueError):
+        return []

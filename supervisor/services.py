@@ -4,7 +4,7 @@ import queue
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 
-from supervisor import VERSION
+from supervisor import VERSION, logs
 from supervisor.api import containers_pb2 as cpb
 from supervisor.api import containers_pb2_grpc as cgrpc
 from supervisor.api import events_pb2 as epb
@@ -47,6 +47,11 @@ def container_msg(rec: dict, sup: Supervisor) -> cpb.Container:
                          else 0, exit_status=rec["exit_status"], exited_at=ts(rec["exited_at"]),
                          bundle=rec["bundle"], log_path=sup.log_path(rec["id"]),
                          restart_count=rec["restart_count"])
+
+
+def entry_msg(e: dict) -> cpb.LogEntry:
+    return cpb.LogEntry(stream=e.get("stream", "stdout"), log=e.get("log", ""),
+                        time=e.get("time", ""))
 
 
 def api_errors(method):
@@ -104,6 +109,32 @@ class ContainersService(cgrpc.ContainersServicer):
     def Delete(self, req, context):
         self.sup.delete_container(req.id, req.force)
         return empty_pb2.Empty()
+
+    def Logs(self, req, context):
+        try:
+            rec = self.sup.resolve(req.id)
+        except ApiError as e:
+            context.abort(getattr(grpc.StatusCode, e.code), e.message)
+        follower = logs.Follower(self.sup.log_path(rec["id"]), req.tail)
+        try:
+            for e in follower.initial:
+                yield entry_msg(e)
+            while req.follow and context.is_active():
+                # the status first: what the container wrote before it stopped is in the log
+                # by then, so the read after it is the last one needed
+                cur = self.sup.store.get(rec["id"])
+                done = cur is None or cur["status"] == "stopped" or \
+                    (cur["status"] == "created" and rec["id"] not in self.sup.tasks)
+                got = follower.poll()
+                for e in got:
+                    yield entry_msg(e)
+                if done:
+                    break
+                if not got:
+                    with self.sup.changed:
+                        self.sup.changed.wait(0.05)
+        finally:
+            follower.close()
 
 
 class TasksService(tgrpc.TasksServicer):

@@ -60,6 +60,11 @@ class ContainersStub:
                 request_serializer=hawser_dot_v1_dot_containers__pb2.DeleteContainerRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/hawser.v1.Containers/Logs',
+                request_serializer=hawser_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
+                response_deserializer=hawser_dot_v1_dot_containers__pb2.LogEntry.FromString,
+                _registered_method=True)
 
 
 class ContainersServicer:
@@ -95,6 +100,14 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """The container's stdout/stderr from its json-file log: the last `tail` entries (all when
+        negative), then with follow what it writes until it stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +135,11 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.Delete,
                     request_deserializer=hawser_dot_v1_dot_containers__pb2.DeleteContainerRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=hawser_dot_v1_dot_containers__pb2.LogsRequest.FromString,
+                    response_serializer=hawser_dot_v1_dot_containers__pb2.LogEntry.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +277,33 @@ class Containers:
             '/hawser.v1.Containers/Delete',
             hawser_dot_v1_dot_containers__pb2.DeleteContainerRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hawser.v1.Containers/Logs',
+            hawser_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
+            hawser_dot_v1_dot_containers__pb2.LogEntry.FromString,
             options,
             channel_credentials,
             insecure,
