@@ -4,6 +4,7 @@
     run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
         [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] [--restart P]
         [--stop-signal SIG] --rootfs DIR CMD...
+    top ID, stats [--no-stream] [ID...], events [-f FILTER] [--format json]
     exec [-d] [-i] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
     create (same options as run), start, ps [-a] [-q], inspect, logs [-f] [--tail N],
     stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version
@@ -261,6 +262,63 @@ def copy_stdin(api, cid: str, exec_id: str, path: str) -> None:
             pass
 
 
+def cmd_top(api, a):
+    c = api.get(a.container)
+    procs = api.t.Pids(api.tpb.PidsRequest(container_id=c.id)).processes
+    print(f"{'PID':<8}{'PPID':<8}{'STAT':<6}CMD")
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError):
+            continue
+        print(f"{p.pid:<8}{fields[1]:<8}{fields[0]:<6}{cmd}")
+    return 0
+
+
+def cmd_stats(api, a):
+    refs = a.containers or [c.id for c in api.c.List(api.cpb.ListContainersRequest()).containers]
+    while True:
+        rows = []
+        for ref in refs:
+            c = api.get(ref)
+            s = api.t.Stats(api.tpb.StatsRequest(container_id=c.id))
+            rows.append({"id": c.id, "name": c.name, "memory_usage": s.memory_usage,
+                         "memory_limit": s.memory_limit, "cpu_usage_ns": s.cpu_usage_ns,
+                         "pids": s.pids_current, "pids_limit": s.pids_limit})
+        if a.format == "json":
+            print(json.dumps(rows))
+        else:
+            print(f"{'CONTAINER ID':<14}{'NAME':<20}{'MEM USAGE / LIMIT':<26}{'CPU TIME':<12}PIDS")
+            for r in rows:
+                mem = f"{r['memory_usage'] / 1048576:.1f}MiB / " + \
+                    (f"{r['memory_limit'] / 1048576:.1f}MiB" if r["memory_limit"] < 1 << 60
+                     else "-")
+                print(f"{r['id'][:12]:<14}{r['name'][:18]:<20}{mem:<26}"
+                      f"{r['cpu_usage_ns'] / 1e9:<12.2f}{r['pids']}")
+        sys.stdout.flush()
+        if a.no_stream:
+            return 0
+        import time
+        time.sleep(1)
+
+
+def cmd_events(api, a):
+    for ev in api.e.Subscribe(api.epb.SubscribeRequest(filters=a.filter)):
+        t = ev.timestamp.ToDatetime().isoformat() + "Z"
+        if a.format == "json":
+            print(json.dumps({"time": t, "topic": ev.topic, "container_id": ev.container_id,
+                              "exec_id": ev.exec_id, "pid": ev.pid,
+                              "exit_status": ev.exit_status}), flush=True)
+        else:
+            extra = "".join(f" {k}={v}" for k, v in (("exec_id", ev.exec_id), ("pid", ev.pid),
+                            ("exit_status", ev.exit_status)) if v)
+            print(f"{t} {ev.topic} {ev.container_id[:12]}{extra}", flush=True)
+    return 0
+
+
 def signum(name: str) -> int:
     if name.isdigit():
         return int(name)
@@ -302,7 +360,8 @@ COMMANDS = {
     "unpause": for_each(lambda api, a, ref: api.t.Resume(api.tpb.ResumeRequest(
         container_id=ref))),
     "run": cmd_run, "create": cmd_create, "ps": cmd_ps, "inspect": cmd_inspect,
-    "logs": cmd_logs, "exec": cmd_exec, "wait": cmd_wait, "version": cmd_version,
+    "logs": cmd_logs, "exec": cmd_exec, "top": cmd_top, "stats": cmd_stats,
+    "events": cmd_events, "wait": cmd_wait, "version": cmd_version,
 }
 
 
@@ -324,6 +383,15 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true")
     logs.add_argument("--tail", type=int, default=-1)
     logs.add_argument("container")
+    top = sub.add_parser("top")
+    top.add_argument("container")
+    st = sub.add_parser("stats")
+    st.add_argument("--no-stream", action="store_true")
+    st.add_argument("--format", default="")
+    st.add_argument("containers", nargs="*")
+    ev = sub.add_parser("events")
+    ev.add_argument("-f", "--filter", action="append", default=[])
+    ev.add_argument("--format", default="")
     ex = sub.add_parser("exec", add_help=False)
     ex.add_argument("-d", "--detach", action="store_true")
     ex.add_argument("-i", "--interactive", action="store_true")

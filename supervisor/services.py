@@ -216,7 +216,17 @@ class TasksService(tgrpc.TasksServicer):
 
     @api_errors
     def Stats(self, req, context):
-        raise ApiError("UNIMPLEMENTED", "stats are not implemented by hawserd yet")
+        from shim import wire
+        r = self.sup.shim_call(req.container_id, "Stats")
+        m = wire.message("io.containerd.cgroups.v1.Metrics").decode(r.stats.value)
+        out = tpb.StatsResponse()
+        if m.memory is not None and m.memory.usage is not None:
+            out.memory_usage, out.memory_limit = m.memory.usage.usage, m.memory.usage.limit
+        if m.cpu is not None and m.cpu.usage is not None:
+            out.cpu_usage_ns = m.cpu.usage.total
+        if m.pids is not None:
+            out.pids_current, out.pids_limit = m.pids.current, m.pids.limit
+        return out
 
     @api_errors
     def Update(self, req, context):
