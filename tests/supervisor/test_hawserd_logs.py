@@ -13,7 +13,7 @@ from supervisor.api import containers_pb2, containers_pb2_grpc
 
 def test_logs_tail_and_streams(hawserd, busybox_rootfs):
     hawserd.ctl("run", "--name", "n", "--rootfs", busybox_rootfs, "sh", "-c",
-                "for i in 1 2 3 4; do echo $i; done; echo five >&2")
+                "for i in 1 2 3 4; do echo $i; done; sleep 0.3; echo five >&2")
     assert hawserd.ctl("logs", "n").stdout == "1\n2\n3\n4\n"
     p = hawserd.ctl("logs", "--tail", "2", "n")
     assert (p.stdout, p.stderr) == ("4\n", "five\n")
