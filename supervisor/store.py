@@ -32,6 +32,8 @@ FIELDS = ("id", "name", "config", "rootfs", "runtime", "labels", "created", "bun
           "pid", "exit_status", "exited_at", "shim_address", "shim_pid", "restart_count",
           "stop_requested")
 JSON_FIELDS = ("config", "labels")
+# Absent text columns are "", never 0: SQLite would store the 0 as the (true) string "0".
+TEXT_DEFAULTS = {"shim_address": ""}
 
 
 class NameTaken(Exception):
@@ -52,7 +54,8 @@ class Store:
 
     def add(self, record: dict) -> dict:
         row = dict(record, created=record.get("created") or time.time())
-        values = [json.dumps(row[f]) if f in JSON_FIELDS else row.get(f, 0) for f in FIELDS]
+        values = [json.dumps(row[f]) if f in JSON_FIELDS else row.get(f, TEXT_DEFAULTS.get(f, 0))
+                  for f in FIELDS]
         with self.lock:
             try:
                 self.db.execute(f"INSERT INTO containers ({','.join(FIELDS)}) VALUES "

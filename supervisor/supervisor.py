@@ -2,6 +2,7 @@
 tasks (one shim each). Errors are ApiError with a gRPC status code name; services.py maps them."""
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -127,8 +128,11 @@ class Supervisor:
         except FileNotFoundError as e:
             raise ApiError("FAILED_PRECONDITION", str(e)) from None
         for limit in ("memory_limit", "pids_limit", "cpus"):
-            if (config.get(limit) or 0) < 0:
-                raise ApiError("INVALID_ARGUMENT", f"{limit} must not be negative")
+            value = config.get(limit) or 0
+            if not math.isfinite(value) or value < 0:
+                raise ApiError("INVALID_ARGUMENT", f"{limit} must be a finite number, not negative")
+        if (config.get("cpus") or 0) > (os.cpu_count() or 1) * 1024:
+            raise ApiError("INVALID_ARGUMENT", f"cpus {config['cpus']} is more than this host has")
         config = dict(config)
         try:
             parse_restart_policy(config.get("restart_policy") or "")
