@@ -69,33 +69,29 @@ $(STAMP): pyproject.toml Makefile
 	$(VPY) -m pip install -q -e '.[test]'
 	@touch $@
 
-# pip writes a console-script `hawser` that imports site and setuptools' editable finder (~20 ms);
-# replace it by a launcher run with `python -I -S` that puts the repository on sys.path itself.
-# The venv's site-packages goes at the end of sys.path for the lazily imported dependencies
-# (jsonschema, ...); the standard library is found first, so the hot path never searches it.
-$(LAUNCHER): $(STAMP) Makefile
+# pip's console scripts import site and setuptools' editable finder (~20 ms a call). Each program
+# gets instead a launcher: `$(call write_launcher,MODULE)` writes $@, which runs MODULE's main()
+# under `python -I -S` with the repository first on sys.path and the venv's site-packages last
+# (for lazily imported dependencies: jsonschema, grpc...), so the hot path never searches it.
+define write_launcher
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
 	printf '%s\n' \
 		'#!$(VPY) -IS' \
 		'import sys; sys.path[0:0] = ["$(REPO)"]; sys.path.append("'"$$site"'")' \
-		'from runtime.cli import main' \
+		'from $(1) import main' \
 		'sys.exit(main())' > $@.tmp; \
 	chmod 755 $@.tmp; \
 	mv -f $@.tmp $@; \
 	echo "wrote fast launcher $@"
+endef
+
+$(LAUNCHER): $(STAMP) Makefile
+	$(call write_launcher,runtime.cli)
 
 # The shim's launcher, like hawser's: containerd runs `containerd-shim-hawser-v2 start` for every
 # container (its start-up is on the path of `ctr run`; the daemon is that process, forked).
 $(SHIM_LAUNCHER): $(STAMP) Makefile
-	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
-	printf '%s\n' \
-		'#!$(VPY) -IS' \
-		'import sys; sys.path[0:0] = ["$(REPO)"]; sys.path.append("'"$$site"'")' \
-		'from shim.cli import main' \
-		'sys.exit(main())' > $@.tmp; \
-	chmod 755 $@.tmp; \
-	mv -f $@.tmp $@; \
-	echo "wrote fast launcher $@"
+	$(call write_launcher,shim.cli)
 
 # protos/ -> shim/proto/: protoc's Python modules (--python_out; no grpc stubs: the shim serves
 # ttrpc itself) with the imports between them made absolute under shim.proto, and schema.py, the
@@ -140,18 +136,11 @@ endef
 $(API_MARK): $(API_PROTO_SRCS) | $(STAMP)
 	$(gen_api)
 
-# hawserd and hawserctl: launchers like hawser's (site-packages appended for grpc and protobuf).
-$(VENV)/bin/hawserd $(VENV)/bin/hawserctl: $(STAMP) Makefile
-	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
-	mod=$$([ "$$(basename $@)" = hawserd ] && echo supervisor.daemon_cli || echo supervisor.ctl); \
-	printf '%s\n' \
-		'#!$(VPY) -IS' \
-		'import sys; sys.path[0:0] = ["$(REPO)"]; sys.path.append("'"$$site"'")' \
-		"from $$mod import main" \
-		'sys.exit(main())' > $@.tmp; \
-	chmod 755 $@.tmp; \
-	mv -f $@.tmp $@; \
-	echo "wrote fast launcher $@"
+$(VENV)/bin/hawserd: $(STAMP) Makefile
+	$(call write_launcher,supervisor.daemon_cli)
+
+$(VENV)/bin/hawserctl: $(STAMP) Makefile
+	$(call write_launcher,supervisor.ctl)
 
 # PYTHONDONTWRITEBYTECODE=1 is set in this environment: without .pyc files every module would be
 # compiled from source at every start of the CLI. compileall writes them whatever that variable says.

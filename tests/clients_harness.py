@@ -198,18 +198,6 @@ def captured(runtime, tmp_path) -> Captured:
 # --------------------------------------------------------------------------------------------
 # Waiting, clean-up
 
-def wait_for(predicate, timeout: float = 10, interval: float = 0.05, what: str = "condition"):
-    """Poll predicate() until it returns something true; return it, or fail with `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def mount_points_under(*dirs: Path) -> list[str]:
     prefixes = [str(d).rstrip("/") + "/" for d in dirs]
     points = []

@@ -26,6 +26,7 @@ import runtime.cgroups as cg
 from runtime.cgroups import base, devices
 from runtime.cgroups.v2 import V2Manager, blkio_to_io_weight, shares_to_weight
 from runtime.errors import HawserError
+from waits import cpu_ticks
 
 ROOT = "/sys/fs/cgroup"
 UNIFIED = "/sys/fs/cgroup/unified"
@@ -111,12 +112,6 @@ def lab():
         yield lab
     finally:
         lab.cleanup()
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def rd(path: str) -> str:

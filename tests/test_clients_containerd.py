@@ -16,8 +16,8 @@ import pytest
 
 from clients_harness import (Captured, Containerd, PtyProcess, calls_of, captured, ctr_fail,
                              kills_of, option, pid_cmdline, pty_conversation, read_cgroup,
-                             record_argv, remove_cgroups, runtime, split_call, subcommands,
-                             wait_for)
+                             record_argv, remove_cgroups, runtime, split_call, subcommands)
+from waits import wait_for
 from images import write_oci_archive
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

@@ -28,7 +28,8 @@ import pytest
 from clients_harness import (RUNTIMES, Captured, Containerd, HostNetState, PtyProcess, calls_of,
                              free_port, http_get, kills_of, mount_points_under, option,
                              pty_conversation, read_cgroup, record_argv, remove_cgroups, runtime,
-                             split_call, stop_process, unmount_under, wait_for)
+                             split_call, stop_process, unmount_under)
+from waits import wait_for
 from images import write_docker_archive
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

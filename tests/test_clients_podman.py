@@ -20,8 +20,8 @@ import pytest
 
 from clients_harness import (Captured, HostNetState, PtyProcess, calls_of, captured, free_port,
                              http_get, kills_of, option, pty_conversation, read_cgroup,
-                             record_argv, remove_cgroups, runtime, subcommands, unmount_under,
-                             wait_for)
+                             record_argv, remove_cgroups, runtime, subcommands, unmount_under)
+from waits import wait_for
 from images import write_rootfs_tar
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

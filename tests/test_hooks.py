@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from leaks import LeakCheck, run_hawser
+from waits import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -85,14 +86,6 @@ class HookSetup:
 
 def create(hawser, bundle, cid):
     return run_hawser(hawser.cmd("create", "--bundle", bundle.path, cid))
-
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def wait_stopped(hawser, cid):

@@ -23,6 +23,7 @@ import pytest
 from leaks import LeakCheck, cgroup_dirs, process_table, run_hawser
 from runtime import OCI_VERSION
 from runtime.validate import validate_config, validate_features
+from waits import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -44,14 +45,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] not in "ZX"
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def wait_status(hawser, cid, want, timeout=10.0) -> dict:

@@ -18,6 +18,7 @@ import time
 import uuid
 
 import pytest
+from waits import cpu_ticks, read_pid_file
 
 CG = "/sys/fs/cgroup"
 MB = 1 << 20
@@ -180,25 +181,6 @@ def test_cgroup_parent(request):
 
     request.addfinalizer(cleanup)
     return name
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def read_pid_file(path, timeout=5.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            text = open(path).read().strip()
-            if text:
-                return int(text)
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"no pid file at {path}")
 
 
 def no_traceback(r):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from leaks import cgroup_dirs
+from waits import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -35,15 +36,6 @@ def detached(hawser, *args, timeout=30):
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status(hawser, cid) -> str | None:

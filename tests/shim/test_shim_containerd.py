@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from clients_harness import (Containerd, PtyProcess, pid_cmdline, pty_conversation,
-                             remove_cgroups, stop_process, wait_for)
+from clients_harness import (Containerd, PtyProcess, pid_cmdline, pty_conversation, remove_cgroups,
+                             stop_process)
+from waits import wait_for
 from images import write_oci_archive
 from shim_harness import REPO, Shim, cli, short_tempdir
 
