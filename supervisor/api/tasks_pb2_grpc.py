@@ -110,6 +110,11 @@ class TasksStub:
                 request_serializer=hawser_dot_v1_dot_tasks__pb2.StateRequest.SerializeToString,
                 response_deserializer=hawser_dot_v1_dot_tasks__pb2.StateResponse.FromString,
                 _registered_method=True)
+        self.Attach = channel.stream_stream(
+                '/hawser.v1.Tasks/Attach',
+                request_serializer=hawser_dot_v1_dot_tasks__pb2.AttachRequest.SerializeToString,
+                response_deserializer=hawser_dot_v1_dot_tasks__pb2.AttachResponse.FromString,
+                _registered_method=True)
 
 
 class TasksServicer:
@@ -207,6 +212,16 @@ class TasksServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Attach(self, request_iterator, context):
+        """The live stdio of a container's process (docker attach): the first request names the
+        container; the server answers it with an empty response once attached (output from then on
+        is sent), then relays what the process writes until its output ends. Later requests carry
+        stdin data (the container needs config.open_stdin), a window size, or close stdin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TasksServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -284,6 +299,11 @@ def add_TasksServicer_to_server(servicer, server):
                     servicer.State,
                     request_deserializer=hawser_dot_v1_dot_tasks__pb2.StateRequest.FromString,
                     response_serializer=hawser_dot_v1_dot_tasks__pb2.StateResponse.SerializeToString,
+            ),
+            'Attach': grpc.stream_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=hawser_dot_v1_dot_tasks__pb2.AttachRequest.FromString,
+                    response_serializer=hawser_dot_v1_dot_tasks__pb2.AttachResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -691,6 +711,33 @@ class Tasks:
             '/hawser.v1.Tasks/State',
             hawser_dot_v1_dot_tasks__pb2.StateRequest.SerializeToString,
             hawser_dot_v1_dot_tasks__pb2.StateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/hawser.v1.Tasks/Attach',
+            hawser_dot_v1_dot_tasks__pb2.AttachRequest.SerializeToString,
+            hawser_dot_v1_dot_tasks__pb2.AttachResponse.FromString,
             options,
             channel_credentials,
             insecure,
