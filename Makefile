@@ -121,19 +121,22 @@ $(PROTO_MARK): $(PROTO_SRCS) protos/schema_gen.py | $(STAMP)
 	$(gen_protos)
 
 # protos/hawser/ -> supervisor/api/: hawserd's gRPC API (package hawser.v1), messages and grpc
-# stubs, flat in one package with the imports between them made absolute. Committed, like shim/proto.
+# stubs, flat in one package with the imports between them made absolute, and schema.py, the
+# message layouts (with google.protobuf's Timestamp and Empty) for hawserctl's client, which uses
+# shim/wire.py instead of grpc and protobuf (supervisor/grpclite.py). Committed, like shim/proto.
 define gen_api
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(VPY) -m grpc_tools.protoc -Iprotos --python_out="$$tmp" --grpc_python_out="$$tmp" \
-		$(API_PROTO_SRCS); \
+		--include_imports --descriptor_set_out="$$tmp/api.binpb" $(API_PROTO_SRCS); \
 	sed -i -E 's/^from hawser\.v1 import /from supervisor.api import /' "$$tmp"/hawser/v1/*.py; \
 	echo '"""Generated from protos/hawser/ by `make protos`: do not edit."""' > "$$tmp/hawser/v1/__init__.py"; \
+	$(VPY) protos/schema_gen.py "$$tmp/api.binpb" "$$tmp/hawser/v1/schema.py" protos/hawser/; \
 	rm -rf $(API_OUT); \
 	cp -r "$$tmp/hawser/v1" $(API_OUT); \
 	echo "generated $(API_OUT) from protos/hawser/"
 endef
 
-$(API_MARK): $(API_PROTO_SRCS) | $(STAMP)
+$(API_MARK): $(API_PROTO_SRCS) protos/schema_gen.py | $(STAMP)
 	$(gen_api)
 
 $(VENV)/bin/hawserd: $(STAMP) Makefile

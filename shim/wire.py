@@ -11,10 +11,11 @@ tests/shim/test_wire.py checks it against the protoc-generated modules in shim/p
     task = wire.package("containerd.task.v2")
     data = task.StateResponse(id="c1", pid=42).encode()
     msg = task.StateResponse.decode(data)
+
+The layouts of another generated schema module (hawserctl's supervisor/api/schema.py) get classes
+of their own from a Registry: wire.Registry("supervisor.api.schema").package("hawser.v1").
 """
 import struct
-
-from shim.proto.schema import MESSAGES
 
 # FieldDescriptorProto type numbers
 DOUBLE, FLOAT, INT64, UINT64, INT32, FIXED64, FIXED32, BOOL, STRING = 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -124,6 +125,7 @@ class Message:
     NAME = ""
     FIELDS: tuple = ()
     BY_NUMBER: dict = {}
+    REGISTRY: "Registry"    # where the classes of its message fields come from
 
     def __init__(self, **values):
         for f in self.FIELDS:
@@ -236,7 +238,7 @@ class Message:
                 if tag >> 3 == 1:
                     key = _scalar(f.key_kind, sub_wt, v, f)
                 elif tag >> 3 == 2:
-                    value = (message(f.type_name).decode(v) if f.kind == MESSAGE
+                    value = (self.REGISTRY.message(f.type_name).decode(v) if f.kind == MESSAGE
                              else _scalar(f.kind, sub_wt, v, f))
             getattr(self, f.name)[key] = value
             return
@@ -256,7 +258,7 @@ class Message:
         if wt != f.wt:
             raise DecodeError(f"{self.NAME}.{f.name}: wire type {wt}, expected {f.wt}")
         if f.kind == MESSAGE:
-            value = message(f.type_name).decode(raw)
+            value = self.REGISTRY.message(f.type_name).decode(raw)
         else:
             value = _scalar(f.kind, wt, raw, f)
         if f.mode == REPEATED:
@@ -293,35 +295,53 @@ def _scalar(kind: int, wt: int, raw, f: Field):
     return struct.unpack(_FIXED[kind], raw)[0]
 
 
-_classes: dict[str, type] = {}
+class Registry:
+    """The message classes of one generated schema module (its MESSAGES), made on first use. The
+    module is imported then too, so a program that never uses the shim's layouts never loads them.
+    `bases` adds methods to some messages: {full name: a class with __slots__ = ()}."""
+
+    def __init__(self, schema: str, bases: dict | None = None):
+        self.schema, self.bases = schema, bases or {}
+        self.layouts: dict | None = None
+        self.classes: dict[str, type] = {}
+
+    def message(self, full_name: str) -> type:
+        """The class of a message of the schema (or a google.protobuf one it uses), by full name."""
+        cls = self.classes.get(full_name)
+        if cls is None:
+            if self.layouts is None:
+                self.layouts = __import__(self.schema, fromlist=("MESSAGES",)).MESSAGES
+            try:
+                layout = self.layouts[full_name]
+            except KeyError:
+                raise KeyError(f"unknown message type {full_name!r}") from None
+            fields = tuple(Field(*spec) for spec in layout)
+            bases = (self.bases[full_name], Message) if full_name in self.bases else (Message,)
+            cls = type(full_name.rsplit(".", 1)[-1], bases, {
+                "__slots__": tuple(f.name for f in fields), "NAME": full_name, "FIELDS": fields,
+                "BY_NUMBER": {f.number: f for f in fields}, "REGISTRY": self})
+            self.classes[full_name] = cls
+        return cls
+
+    def package(self, name: str) -> "package":
+        return package(name, self)
 
 
-def message(full_name: str) -> type:
-    """The class of a message of protos/ (or a google.protobuf one they use), by full name."""
-    cls = _classes.get(full_name)
-    if cls is None:
-        try:
-            layout = MESSAGES[full_name]
-        except KeyError:
-            raise KeyError(f"unknown message type {full_name!r}") from None
-        fields = tuple(Field(*spec) for spec in layout)
-        cls = type(full_name.rsplit(".", 1)[-1], (Message,), {
-            "__slots__": tuple(f.name for f in fields), "NAME": full_name, "FIELDS": fields,
-            "BY_NUMBER": {f.number: f for f in fields}})
-        _classes[full_name] = cls
-    return cls
+# the shim's messages: protos/ but hawser/ (shim/proto/schema.py)
+message = Registry("shim.proto.schema").message
 
 
 class package:
     """The messages of one proto package as attributes: package("containerd.events").TaskExit."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, registry: Registry | None = None):
         self._name = name
+        self._message = registry.message if registry is not None else message
 
     def __getattr__(self, attr: str) -> type:
         if attr.startswith("_"):
             raise AttributeError(attr)
-        cls = message(f"{self._name}.{attr}")
+        cls = self._message(f"{self._name}.{attr}")
         setattr(self, attr, cls)
         return cls
 

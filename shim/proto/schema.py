@@ -4,7 +4,9 @@
 MESSAGES: full name -> ((field name, number, kind, type name or None), ...), kind being a
 FieldDescriptorProto type number (9 string, 11 message, 13 uint32, ...) for a singular field,
 "repeated:N" for a repeated one, "map:K:V" for a map (its entry message's key and value kinds).
+ENUMS: full name -> {number: value name}.
 SERVICES: full name -> {method: (request type, response type)}.
+STREAMS: "service/method" -> (client streams, server streams), for the streaming methods only.
 """
 
 MESSAGES = {
@@ -414,6 +416,10 @@ MESSAGES = {
     ),
 }
 
+ENUMS = {
+    'containerd.v1.types.Status': {0: 'UNKNOWN', 1: 'CREATED', 2: 'RUNNING', 3: 'STOPPED', 4: 'PAUSED', 5: 'PAUSING'},
+}
+
 SERVICES = {
     'containerd.services.events.ttrpc.v1.Events': {
         'Forward': ('containerd.services.events.ttrpc.v1.ForwardRequest', 'google.protobuf.Empty'),
@@ -437,4 +443,7 @@ SERVICES = {
         'Update': ('containerd.task.v2.UpdateTaskRequest', 'google.protobuf.Empty'),
         'Wait': ('containerd.task.v2.WaitRequest', 'containerd.task.v2.WaitResponse'),
     },
+}
+
+STREAMS = {
 }
