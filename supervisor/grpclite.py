@@ -173,6 +173,15 @@ class Channel:
 insecure_channel = Channel
 
 
+def _timeout_header(seconds: float) -> str:
+    """grpc-timeout: at most 8 digits, in the finest unit that fits."""
+    for unit, scale in (("m", 1000), ("S", 1), ("M", 1 / 60), ("H", 1 / 3600)):
+        value = max(int(seconds * scale), 0)
+        if value < 10 ** 8:
+            return f"{value}{unit}"
+    return "99999999H"
+
+
 def _frame(msg) -> bytes:
     data = msg if isinstance(msg, (bytes, bytearray)) else msg.encode()
     return b"\x00" + len(data).to_bytes(4, "big") + data
@@ -198,7 +207,7 @@ class Call:
                    (":authority", "localhost"), ("te", "trailers"),
                    ("content-type", "application/grpc"), ("user-agent", USER_AGENT)]
         if timeout is not None:    # the server ends the call then too
-            headers.append(("grpc-timeout", f"{max(int(timeout * 1000), 0)}m"))
+            headers.append(("grpc-timeout", _timeout_header(timeout)))
         headers += [(k.lower(), v) for k, v in metadata or ()]
         self._conn = channel.connection()
         try:
@@ -249,8 +258,8 @@ class Call:
             self._trailing = metadata
         if not end:
             if self._http_status != "200":
-                code = _HTTP_CODES.get(int(self._http_status or 0), 2)
-                self._finish(code, f"Received http2 header with status: {self._http_status}")
+                self._finish(self._http_code(),
+                             f"Received http2 header with status: {self._http_status}")
             return
         fields = dict(fields)
         if "grpc-status" in fields:
@@ -260,10 +269,14 @@ class Call:
                 code = 2
             self._finish(code, _percent_decode(fields.get("grpc-message", "")))
         elif self._http_status != "200":
-            self._finish(_HTTP_CODES.get(int(self._http_status or 0), 2),
+            self._finish(self._http_code(),
                          f"Received http2 header with status: {self._http_status}")
         else:
             self._finish(13, "the server ended the call without a grpc-status")
+
+    def _http_code(self) -> int:
+        """gRPC's code for a response that has an HTTP status other than 200 and no grpc-status."""
+        return _HTTP_CODES.get(int(self._http_status), 2) if self._http_status.isdigit() else 2
 
     def _pump(self) -> None:
         """Waits for the stream's next event and takes it in."""
