@@ -50,7 +50,7 @@ def parse_size(text: str) -> int:
 
 
 def container_dict(c) -> dict:
-    from supervisor.grpclite import message_to_dict
+    from supervisor.messages import message_to_dict
     d = message_to_dict(c)    # as protobuf's MessageToDict(c, preserving_proto_field_name=True)
     d["status"] = STATUS_NAMES.get(c.status, "unknown")
     return d

@@ -1,10 +1,10 @@
 """A gRPC client for hawserctl that imports neither grpc nor google.protobuf.
 
 Why: those imports were ~70 ms of every hawserctl command (grpc ~50 ms, the generated *_pb2
-modules ~20 ms), more than the daemon's own work for `run --rm`. hawserd still serves with grpcio;
+modules ~20 ms): a third of `hawserctl run --rm true`. hawserd still serves with grpcio;
 this speaks the same protocol over its unix socket: HTTP/2 (supervisor/h2.py, HPACK in
 supervisor/hpack.py), gRPC's length-prefixed messages and grpc-status trailers, and the messages of
-hawser.v1 encoded by the shim's codec (shim/wire.py) from supervisor/api/schema.py.
+hawser.v1 encoded by the shim's codec (supervisor/messages.py on shim/wire.py).
 
 The interface is the part of grpcio's that hawserctl uses, so that code reads the same:
 
@@ -24,6 +24,8 @@ import time
 
 from shim import threads, wire
 from supervisor import VERSION, h2
+# hawser.v1's messages, here too for hawserctl: grpclite.package("hawser.v1"), Empty()...
+from supervisor.messages import Empty, message, message_to_dict, package  # noqa: F401
 
 USER_AGENT = f"hawserctl/{VERSION} grpclite"
 
@@ -421,45 +423,7 @@ class StreamUnary(StreamStream):
         return super().__call__(request_iterator, timeout, metadata)
 
 
-# -- hawser.v1
-
-class _Timestamp:
-    """google.protobuf.Timestamp's methods that hawserctl uses (the codec's class has the data)."""
-    __slots__ = ()
-
-    def ToNanoseconds(self) -> int:
-        return self.seconds * 1_000_000_000 + self.nanos
-
-    def ToDatetime(self):
-        """A naive datetime in UTC, as protobuf's."""
-        import datetime
-        return datetime.datetime(1970, 1, 1) + datetime.timedelta(
-            seconds=self.seconds, microseconds=self.nanos // 1000)
-
-    def ToJsonString(self) -> str:
-        """RFC 3339 in UTC with 0, 3, 6 or 9 digits of fraction, as protobuf's JSON mapping."""
-        import datetime
-        seconds, nanos = divmod(self.ToNanoseconds(), 1_000_000_000)
-        text = (datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=seconds)).isoformat()
-        if nanos == 0:
-            return text + "Z"
-        for digits, unit in ((3, 1_000_000), (6, 1000), (9, 1)):
-            if nanos % unit == 0:
-                return f"{text}.{nanos // unit:0{digits}d}Z"
-
-
-registry = wire.Registry("supervisor.api.schema", {"google.protobuf.Timestamp": _Timestamp})
-message = registry.message
-
-
-def package(name: str) -> wire.package:
-    """The messages of a package of supervisor/api/schema.py as attributes."""
-    return registry.package(name)
-
-
-def Empty():
-    return message("google.protobuf.Empty")()
-
+# -- stubs for the services of supervisor/api/schema.py
 
 class Stub:
     """A service's methods as attributes, like a generated *_pb2_grpc stub."""
@@ -478,50 +442,3 @@ class Stub:
         method = kind(self._channel, f"/{self._service}/{name}", decode)
         setattr(self, name, method)
         return method
-
-
-_LONG = {wire.INT64, wire.UINT64, wire.SINT64, wire.FIXED64, wire.SFIXED64}
-
-
-def message_to_dict(msg) -> dict:
-    """The message as protobuf's MessageToDict(msg, preserving_proto_field_name=True) gives it:
-    fields at their default left out, 64-bit integers as strings, enums by name, bytes in base64,
-    Timestamps in RFC 3339."""
-    out = {}
-    for f in msg.FIELDS:
-        value = getattr(msg, f.name)
-        if f.mode == wire.REPEATED:
-            if value:
-                out[f.name] = [_json(f, v) for v in value]
-        elif f.mode == wire.MAP:
-            if value:
-                out[f.name] = {_json_key(f.key_kind, k): _json(f, v) for k, v in value.items()}
-        elif value is not None and (value or f.kind == wire.MESSAGE):
-            out[f.name] = _json(f, value)
-    return out
-
-
-def _json_key(kind: int, key) -> str:
-    if kind == wire.BOOL:
-        return "true" if key else "false"
-    return str(key)
-
-
-def _json(f, value):
-    kind = f.kind
-    if kind == wire.MESSAGE:
-        if value.NAME == "google.protobuf.Timestamp":
-            return value.ToJsonString()
-        return message_to_dict(value)
-    if kind in _LONG:
-        return str(value)
-    if kind == wire.ENUM:
-        from supervisor.api.schema import ENUMS
-        return ENUMS.get(f.type_name, {}).get(value, value)
-    if kind == wire.BYTES:
-        import binascii
-        return binascii.b2a_base64(value, newline=False).decode("ascii")
-    if kind in (wire.DOUBLE, wire.FLOAT) and (value != value or value in (float("inf"),
-                                                                           float("-inf"))):
-        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
-    return value
