@@ -160,16 +160,16 @@ class Channel:
         self.close()
 
     def unary_unary(self, method, request_serializer=None, response_deserializer=None):
-        return UnaryUnary(self, method, response_deserializer)
+        return UnaryUnary(self, method, response_deserializer, request_serializer)
 
     def unary_stream(self, method, request_serializer=None, response_deserializer=None):
-        return UnaryStream(self, method, response_deserializer)
+        return UnaryStream(self, method, response_deserializer, request_serializer)
 
     def stream_unary(self, method, request_serializer=None, response_deserializer=None):
-        return StreamUnary(self, method, response_deserializer)
+        return StreamUnary(self, method, response_deserializer, request_serializer)
 
     def stream_stream(self, method, request_serializer=None, response_deserializer=None):
-        return StreamStream(self, method, response_deserializer)
+        return StreamStream(self, method, response_deserializer, request_serializer)
 
 
 insecure_channel = Channel
@@ -184,21 +184,24 @@ def _timeout_header(seconds: float) -> str:
     return "99999999H"
 
 
-def _frame(msg) -> bytes:
-    data = msg if isinstance(msg, (bytes, bytearray)) else msg.encode()
+def _frame(msg, encode=None) -> bytes:
+    data = encode(msg) if encode else msg if isinstance(msg, (bytes, bytearray)) else msg.encode()
     return b"\x00" + len(data).to_bytes(4, "big") + data
 
 
 # -- calls
+
+_STREAMED = object()    # a call whose requests come with write(), not with the headers
 
 class Call:
     """One RPC on its own HTTP/2 stream: iterate it for the responses of a streaming call,
     result() for a unary one. For the thread that reads the responses; write() / done_writing()
     / cancel() may come from another."""
 
-    def __init__(self, channel: Channel, method: str, decode, request=None, end=True,
-                 timeout=None, metadata=None):
+    def __init__(self, channel: Channel, method: str, decode, request=_STREAMED, end=True,
+                 timeout=None, metadata=None, encode=None):
         self._decode = decode or (lambda data: data)
+        self._encode = encode
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._buf = bytearray()
         self._status: tuple[StatusCode, str] | None = None
@@ -214,7 +217,7 @@ class Call:
         self._conn = channel.connection()
         try:
             self._stream = self._conn.open_stream(
-                headers, _frame(request) if request is not None else b"", end)
+                headers, b"" if request is _STREAMED else _frame(request, encode), end)
         except (h2.Closed, OSError) as e:
             raise RpcError(StatusCode.UNAVAILABLE, str(e)) from None
 
@@ -222,7 +225,7 @@ class Call:
 
     def write(self, request) -> None:
         try:
-            self._conn.send_data(self._stream, _frame(request))
+            self._conn.send_data(self._stream, _frame(request, self._encode))
         except (h2.Closed, OSError):
             pass    # the call is over: reading the responses tells why
 
@@ -387,8 +390,12 @@ class Call:
 
 
 class _Method:
-    def __init__(self, channel: Channel, method: str, decode):
-        self._channel, self._method, self._decode = channel, method, decode
+    def __init__(self, channel: Channel, method: str, decode, encode=None):
+        self._channel, self._method, self._decode, self._encode = channel, method, decode, encode
+
+    def _call(self, request, end: bool, timeout, metadata) -> "Call":
+        return Call(self._channel, self._method, self._decode, request, end, timeout, metadata,
+                    self._encode)
 
 
 class UnaryUnary(_Method):
@@ -397,19 +404,19 @@ class UnaryUnary(_Method):
 
     def future(self, request, timeout=None, metadata=None) -> Call:
         """The call under way (its request sent): result() waits for the response."""
-        return Call(self._channel, self._method, self._decode, request, True, timeout, metadata)
+        return self._call(request, True, timeout, metadata)
 
 
 class UnaryStream(_Method):
     def __call__(self, request, timeout=None, metadata=None) -> Call:
-        return Call(self._channel, self._method, self._decode, request, True, timeout, metadata)
+        return self._call(request, True, timeout, metadata)
 
 
 class StreamStream(_Method):
     def __call__(self, request_iterator=None, timeout=None, metadata=None) -> Call:
         """With an iterator, a thread sends its requests (as grpc does); without, the caller
         does with write() and done_writing()."""
-        call = Call(self._channel, self._method, self._decode, None, False, timeout, metadata)
+        call = self._call(_STREAMED, False, timeout, metadata)
         if request_iterator is not None:
             threads.spawn(call._send_all, request_iterator)
         return call

@@ -55,6 +55,10 @@ def test_unary_calls_match_grpcio(hawserd, lite, busybox_rootfs):
     ch, c, t = lite
     v = grpclite.Stub(ch, "hawser.v1.Version").Version(grpclite.Empty())
     assert (v.api_version, v.pid) == ("hawser.v1", hawserd.proc.pid)
+    # grpc's generic form: method path, serializer, deserializer
+    version = ch.unary_unary("/hawser.v1.Version/Version", request_serializer=lambda _: b"",
+                             response_deserializer=api.VersionResponse.decode)
+    assert version(None, timeout=10) == v
     created = c.Create(api.CreateContainerRequest(
         name="u", rootfs=str(busybox_rootfs), labels={"a": "1", "b": "é"},
         config=api.ContainerConfig(args=["sleep", "30"], env=["K=V"], memory_limit=64 << 20,
