@@ -113,7 +113,9 @@ define gen_protos
 	echo "generated $(PROTO_OUT) from protos/"
 endef
 
-protos: | $(STAMP)
+# The launchers too: a change to the Makefile re-runs pip (the stamp), whose console scripts
+# would otherwise be left in their place.
+protos: | $(STAMP) $(LAUNCHER) $(SHIM_LAUNCHER) $(SUPERVISOR_LAUNCHERS)
 	$(gen_protos)
 	$(gen_api)
 
