@@ -96,12 +96,26 @@ def attach(api, cid: str, stdin: bool, terminal: bool, when_attached=None) -> No
         if terminal:
             on_resize(lambda rows, cols: requests.put(api.tpb.AttachRequest(width=cols,
                                                                             height=rows)))
+        else:
+            proxy_signals(api, cid)
         if stdin:
             threading.Thread(target=pump_stdin, args=(requests, api), daemon=True).start()
         for resp in responses:
             write_out(resp.stream, resp.data)
     finally:
         requests.put(None)
+
+
+def proxy_signals(api, cid: str) -> None:
+    """SIGINT, SIGTERM, SIGHUP and SIGQUIT to us go to the container (docker's --sig-proxy):
+    ^C in a session without a terminal is for the process, which decides whether to exit.
+    (With a terminal ^C is a byte on its way to the pty, whose line discipline signals.)"""
+    def forward(signum, _frame):
+        threading.Thread(target=api.t.Kill, args=(api.tpb.KillRequest(container_id=cid,
+                                                                       signal=signum),),
+                         daemon=True).start()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, forward)
 
 
 def pump_stdin(requests: queue.SimpleQueue, api) -> None:

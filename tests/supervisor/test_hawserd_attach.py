@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import signal
 import struct
 import subprocess
 import termios
@@ -84,6 +85,24 @@ def test_run_without_i_gives_no_stdin(hawserd, busybox_rootfs):
     p = hawserd.ctl("run", "--rm", "--rootfs", busybox_rootfs, "sh", "-c", "cat; echo done",
                     input="not read\n")
     assert (p.returncode, p.stdout) == (0, "done\n")
+
+
+def test_signals_to_an_attached_client_go_to_the_container(hawserd, busybox_rootfs):
+    """docker's sig-proxy: ^C (SIGINT) to `run` without a terminal is the container's to handle;
+    the client ends with the container's exit code."""
+    p = subprocess.Popen(ctl_argv(hawserd, "run", "--rm", "--rootfs", busybox_rootfs, "sh", "-c",
+                                  "trap 'echo got-int; exit 9' INT; echo ready; "
+                                  "while true; do sleep 0.1; done"),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "ready\n"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(20) == 9 and p.stdout.read() == "got-int\n"
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)
+        p.stdout.close()
 
 
 def test_start_a_and_attach(hawserd, busybox_rootfs):
