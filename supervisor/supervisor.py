@@ -207,17 +207,17 @@ class Supervisor:
                 binary = shims.runtime_binary(rec["runtime"])
             except FileNotFoundError as e:
                 raise ApiError("FAILED_PRECONDITION", str(e)) from None
-            path = rec["bundle"]
-            stdout, stderr = logs.make_fifos(path)
+            path, terminal = rec["bundle"], bool(rec["config"].get("terminal"))
+            stdout, stderr, *stdin = logs.make_fifos(path, bool(rec["config"].get("open_stdin")))
             log = logs.JsonLog(self.log_path(cid))
-            collector = logs.Collector(path, log)
+            collector = logs.Collector(path, log, terminal)
             shim = None
             try:
                 shim = shims.start_shim(self.flags, cid, path)
                 shim_pid = shim.call("Connect", id=cid).shim_pid
                 self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
-                pid = shim.create(path, stdout, stderr, bool(rec["config"].get("terminal")),
-                                  binary, self.runtime_root)
+                pid = shim.create(path, "".join(stdin), stdout, stderr, terminal, binary,
+                                  self.runtime_root)
             except (shims.Error, RuntimeError, OSError) as e:
                 collector.abort()
                 if shim is not None:
@@ -479,7 +479,8 @@ class Supervisor:
                 threading.Thread(target=self._maybe_restart, args=(cid,), daemon=True).start()
                 continue
             log = logs.JsonLog(self.log_path(cid))
-            task = Task(shim, logs.Collector(rec["bundle"], log), log)
+            task = Task(shim, logs.Collector(rec["bundle"], log,
+                                             bool(rec["config"].get("terminal"))), log)
             self.tasks[cid] = task
             if rec["status"] in ("running", "paused"):
                 self._watch(cid, task)
