@@ -202,6 +202,7 @@ class Call:
                  timeout=None, metadata=None, encode=None):
         self._decode = decode or (lambda data: data)
         self._encode = encode
+        self._writing = request is _STREAMED    # until done_writing()
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._buf = bytearray()
         self._status: tuple[StatusCode, str] | None = None
@@ -224,12 +225,19 @@ class Call:
     # -- requests (client streaming)
 
     def write(self, request) -> None:
+        """Sends one request (waiting for the server's flow-control window if need be)."""
+        if not self._writing:
+            raise ValueError("no more requests on this call: done_writing() was called")
         try:
             self._conn.send_data(self._stream, _frame(request, self._encode))
         except (h2.Closed, OSError):
             pass    # the call is over: reading the responses tells why
 
     def done_writing(self) -> None:
+        """Half-closes the call: the server's request iterator ends."""
+        if not self._writing:
+            return
+        self._writing = False
         try:
             self._conn.send_data(self._stream, b"", end_stream=True)
         except (h2.Closed, OSError):

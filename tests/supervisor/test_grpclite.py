@@ -226,24 +226,42 @@ def test_deadline_and_cancel_from_another_thread(hawserd, lite, busybox_rootfs):
 
 
 def test_bidirectional_attach(hawserd, lite, busybox_rootfs):
-    """Tasks.Attach is a stream-stream call. Until hawserd implements it, grpcio answers
-    UNIMPLEMENTED, which the client must surface cleanly, whether the requests come from an
-    iterator (sent by a thread, as grpc does) or from write() in another thread than the reader's.
-    NOTE: once hawserd serves Attach, the second half checks a real exchange with `cat`."""
+    """Tasks.Attach is a stream-stream call: its requests come from an iterator (sent by a thread,
+    as grpc does) or from write() in another thread than the one reading the responses."""
     ch, c, t = lite
     cid = run_detached(c, t, busybox_rootfs, "cat", open_stdin=True)
-    calls = [t.Attach(iter([api.AttachRequest(container_id=cid)])), t.Attach()]
-    threading.Thread(target=calls[1].write, args=(api.AttachRequest(container_id=cid),)).start()
-    for call in calls:
-        try:
-            first = next(call)
-        except grpclite.RpcError as e:
-            assert (e.code().name, e.details()) == ("UNIMPLEMENTED", "Method not implemented!")
-            continue
-        assert first.stream == "" and first.data == b""       # attached
-        call.write(api.AttachRequest(stdin=b"hello\n"))
-        assert next(call).data == b"hello\n"
-        call.cancel()
+    requests = iter([api.AttachRequest(container_id=cid), api.AttachRequest(stdin=b"hello\n"),
+                     api.AttachRequest(close_stdin=True)])
+    out = [(r.stream, r.data) for r in t.Attach(requests, timeout=30)]
+    assert out[0] == ("", b"")       # attached
+    assert {s for s, _ in out[1:]} == {"stdout"} and b"".join(d for _, d in out) == b"hello\n"
+    assert t.Wait(api.WaitRequest(container_id=cid), timeout=30).exit_status == 0
+
+    cid = run_detached(c, t, busybox_rootfs, "cat", open_stdin=True)
+    call = t.Attach(timeout=30)
+    threading.Thread(target=call.write, args=(api.AttachRequest(container_id=cid),)).start()
+    assert next(call).stream == ""
+    data = bytes(range(256)) * 1024      # 256 KiB in 4 requests, while this thread reads
+
+    def send():
+        for i in range(0, len(data), 65536):
+            call.write(api.AttachRequest(stdin=data[i:i + 65536]))
+        call.write(api.AttachRequest(close_stdin=True))
+        call.done_writing()
+
+    writer = threading.Thread(target=send)
+    writer.start()
+    assert b"".join(r.data for r in call) == data and call.code().name == "OK"
+    writer.join(10)
+    with pytest.raises(ValueError):
+        call.write(api.AttachRequest(stdin=b"late"))
+
+    # a bidirectional call the server does not have ends with its status, cleanly
+    nosuch = ch.stream_stream("/hawser.v1.Tasks/NoSuch",
+                              response_deserializer=api.AttachResponse.decode)
+    with pytest.raises(grpclite.RpcError) as err:
+        list(nosuch(iter([api.AttachRequest(container_id=cid)]), timeout=30))
+    assert err.value.code().name == "UNIMPLEMENTED" and err.value.details()
 
 
 def test_server_going_away_ends_the_streams(hawserd, lite):
