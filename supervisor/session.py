@@ -3,20 +3,24 @@
 
 The client's terminal is put in raw mode when the process has a terminal (its pty does the
 echo and line editing; ours must pass every key through, ^C included), its size is sent at
-the start and on every SIGWINCH, and restored however the session ends."""
-import fcntl
+the start and on every SIGWINCH, and restored however the session ends.
+
+Threads, queue and signals come from the C modules (_thread via shim.threads, _queue, _signal):
+threading, queue and signal (enum) would add ~6 ms to every attached `hawserctl run`; the
+terminal modules are imported only for a terminal."""
+import _signal as signal
 import os
-import queue
-import signal
-import struct
 import sys
-import termios
-import threading
-import tty
+from _queue import SimpleQueue
+
+from shim import threads
 
 
 def window_size(fd: int = 0) -> tuple[int, int] | None:
     """(rows, columns) of the terminal on fd, None when fd is not a terminal."""
+    import fcntl
+    import struct
+    import termios
     try:
         rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
     except OSError:
@@ -30,15 +34,19 @@ class RawTerminal:
     def __init__(self, wanted: bool):
         self.saved = None
         if wanted and os.isatty(0):
+            import termios
             self.saved = termios.tcgetattr(0)
 
     def __enter__(self):
         if self.saved is not None:
+            import termios
+            import tty
             tty.setraw(0, termios.TCSANOW)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.saved is not None:
+            import termios
             termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
 
 
@@ -55,17 +63,18 @@ def on_resize(send) -> None:
 def in_thread(fn):
     """fn() run in a thread while this (the main) thread waits where signal handlers can run:
     a blocking RPC would hold SIGWINCH off until it returns."""
-    result = {}
+    result, done = {}, threads.Event()
 
     def run():
         try:
             result["value"] = fn()
         except BaseException as e:    # noqa: B036 - re-raised in the caller's thread
             result["error"] = e
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    while t.is_alive():
-        t.join(0.5)
+        finally:
+            done.set()
+    threads.spawn(run)
+    while not done.wait(0.5):
+        pass
     if "error" in result:
         raise result["error"]
     return result["value"]
@@ -81,7 +90,7 @@ def attach(api, cid: str, stdin: bool, terminal: bool, when_attached=None) -> No
     """Relay the container's output (and our stdin, resizes) until its output ends;
     when_attached() runs once the daemon has subscribed us (start -a starts the task there, so
     not a byte of the output is missed)."""
-    requests: queue.SimpleQueue = queue.SimpleQueue()
+    requests = SimpleQueue()
 
     def request_stream():
         while (req := requests.get()) is not None:
@@ -99,7 +108,7 @@ def attach(api, cid: str, stdin: bool, terminal: bool, when_attached=None) -> No
         else:
             proxy_signals(api, cid)
         if stdin:
-            threading.Thread(target=pump_stdin, args=(requests, api), daemon=True).start()
+            threads.spawn(pump_stdin, requests, api)
         for resp in responses:
             write_out(resp.stream, resp.data)
     finally:
@@ -111,14 +120,12 @@ def proxy_signals(api, cid: str) -> None:
     ^C in a session without a terminal is for the process, which decides whether to exit.
     (With a terminal ^C is a byte on its way to the pty, whose line discipline signals.)"""
     def forward(signum, _frame):
-        threading.Thread(target=api.t.Kill, args=(api.tpb.KillRequest(container_id=cid,
-                                                                       signal=signum),),
-                         daemon=True).start()
+        threads.spawn(api.t.Kill, api.tpb.KillRequest(container_id=cid, signal=signum))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, forward)
 
 
-def pump_stdin(requests: queue.SimpleQueue, api) -> None:
+def pump_stdin(requests: SimpleQueue, api) -> None:
     """Our stdin to the container's, then close its stdin at our EOF (as `docker run -i`)."""
     try:
         while data := os.read(0, 65536):
