@@ -4,7 +4,7 @@ import queue
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 
-from supervisor import VERSION, logs
+from supervisor import VERSION, limits, logs
 from supervisor.api import containers_pb2 as cpb
 from supervisor.api import containers_pb2_grpc as cgrpc
 from supervisor.api import events_pb2 as epb
@@ -230,7 +230,10 @@ class TasksService(tgrpc.TasksServicer):
 
     @api_errors
     def Update(self, req, context):
-        raise ApiError("UNIMPLEMENTED", "update is not implemented by hawserd yet")
+        limits.update(self.sup, req.container_id, {"memory_limit": req.memory_limit,
+                                                   "pids_limit": req.pids_limit,
+                                                   "cpus": req.cpus})
+        return empty_pb2.Empty()
 
     @api_errors
     def State(self, req, context):
