@@ -116,8 +116,8 @@ def test_sigkill_during_20_concurrent_runs(hawserd, busybox_rootfs):
             c["status"] for c in ours).items())) + f", {N - len(ours)} gone")
         if os.environ.get("HAWSER_RECOVERY_LOG"):
             log = (hawserd.base / "hawserd.log").read_text().splitlines()
-            print(Counter(x.split(": ", 2)[-1].split(";")[0].split(" (")[0]
-                          for x in log[seen_lines:] if "recovery:" in x))
+            print(Counter(x.split("recovery: ", 1)[1].split(": ", 1)[-1]
+                          for x in log[seen_lines:] if "recovery: " in x))
             seen_lines = len(log)
         # every running one answers: exec, then kill (half) or rm -f (the others)
         running = [c for c in ours if c["status"] == "running"]
