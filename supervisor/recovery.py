@@ -24,7 +24,8 @@ until the task has started; rm and update write theirs too. On start-up, per con
 - an update of limits under way: the recorded limits are applied again to the running task.
 
 Only this hawserd's shims are touched: those of its records and bundles, at its own predicted
-socket addresses, and processes whose command line carries its -address. Then the restart
+socket addresses, and shim processes whose command line carries its -address and whose working
+directory is one of its bundles (another --root may have used the same address). Then the restart
 policies apply as docker's daemon does at start: `always` starts every container that had run
 (even one a user stopped), `unless-stopped` those a user had not stopped, `on-failure` those whose
 last exit (while hawserd was down, or before) was a failure with retries left."""
@@ -79,9 +80,10 @@ def pending(bundle: str) -> dict:
 
 
 # -- this hawserd's shim processes ----------------------------------------------------------------
-def shim_processes(address: str) -> dict[str, list[tuple[int, bool]]]:
-    """Shims whose command line names this hawserd's address: id -> [(pid, daemon)]. A daemon
-    leads its own session (it called setsid); a `start` or `delete` still running does not."""
+def shim_processes(address: str) -> dict[str, list[tuple[int, bool, str]]]:
+    """Shims whose command line names this hawserd's address: id -> [(pid, daemon, cwd)]. A
+    daemon leads its own session (it called setsid); a `start` or `delete` still running does
+    not. Their cwd is the bundle they were started in."""
     out: dict[str, list[tuple[int, bool]]] = {}
     want = address.encode()
     for entry in os.listdir("/proc"):
@@ -92,6 +94,7 @@ def shim_processes(address: str) -> dict[str, list[tuple[int, bool]]]:
                 argv = f.read().split(b"\0")
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
+            cwd = os.readlink(f"/proc/{entry}/cwd")
         except (OSError, IndexError):
             continue
         if fields[0] in ("Z", "X") or not any(a.endswith(b"containerd-shim-hawser-v2")
@@ -101,7 +104,7 @@ def shim_processes(address: str) -> dict[str, list[tuple[int, bool]]]:
                 shims.NAMESPACE.encode():
             continue
         cid = _flag(argv, b"-id").decode(errors="replace")
-        out.setdefault(cid, []).append((int(entry), int(fields[3]) == int(entry)))
+        out.setdefault(cid, []).append((int(entry), int(fields[3]) == int(entry), cwd))
     return out
 
 
@@ -132,20 +135,23 @@ class Recovery:
         self.address = sup.flags.address
         self.boot_restarts: list[str] = []
         self.lock = threading.Lock()
-        self.procs: dict[str, list[tuple[int, bool]]] = {}
+        self.procs: dict[str, list[tuple[int, bool, str]]] = {}
 
     def run(self) -> None:
         t = time.monotonic()
         # stragglers of the dead hawserd (`shim start` that outlived it, `shim delete`) end first
-        if not _wait(lambda: not any(not daemon for procs in shim_processes(self.address).values()
-                                     for _, daemon in procs), SETTLE, 0.05):
+        if not _wait(lambda: not any(not p[1] for procs in shim_processes(self.address).values()
+                                     for p in procs), SETTLE, 0.05):
             logger.warning("recovery: shim start/delete processes still running after %ss",
                            SETTLE)
         self.procs = shim_processes(self.address)
         ids = [r["id"] for r in self.sup.store.all()]
         bdir = os.path.join(self.sup.state, "bundles")
         extra = set(os.listdir(bdir)) if os.path.isdir(bdir) else set()
-        extra |= set(self.procs)
+        # a shim of this address whose bundle is (or was: " (deleted)") one of ours; another
+        # --root/--state may have used the same address, its shims are not ours to end
+        extra |= {cid for cid, procs in self.procs.items()
+                  if any(os.path.dirname(cwd) == os.path.realpath(bdir) for _, _, cwd in procs)}
         ids += sorted(extra - set(ids))
         with futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="recover") as pool:
             for cid, err in zip(ids, pool.map(self._guarded, ids)):
@@ -224,7 +230,7 @@ class Recovery:
                         logger.warning("recovery: shim of %s at %s: %s", cid[:12], address, e)
                         break
         # no answer anywhere: a daemon of ours still running for cid is hung (or exiting)
-        for pid, daemon in self.procs.get(cid, []):
+        for pid, daemon, _ in self.procs.get(cid, []):
             if daemon and not _wait(lambda: not _alive(pid), 5):
                 logger.warning("recovery: killing shim %d of %s, which does not answer", pid,
                                cid[:12])

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import time
 from collections import Counter
 
-from hawserd_harness import HAWSER, HAWSERCTL, alive, leftovers, shim_pids, wait_until
+from hawserd_harness import HAWSER, HAWSERCTL, Hawserd, alive, leftovers, shim_pids, wait_until
 
 N = 20
 ROUNDS = int(os.environ.get("HAWSER_RECOVERY_ROUNDS", "4"))
@@ -244,4 +245,26 @@ def test_a_create_under_way_in_the_shim_is_rolled_back(hawserd, busybox_rootfs, 
     hawserd.ctl("start", "slow")
     assert info(hawserd, "slow")["status"] == "running"
     hawserd.ctl("rm", "-f", "slow")
+    assert assert_consistent(hawserd, {rec["id"]}) == {}
+
+
+def test_shims_of_another_root_on_the_same_address_are_not_touched(hawserd, busybox_rootfs):
+    """Another hawserd (its own --root/--state) later serving the same address does not take
+    the shims of the first one for orphans of its own."""
+    hawserd.ctl("run", "-d", "--name", "mine", "--rootfs", busybox_rootfs, "sleep", "1000")
+    [rec] = hawserd.records()
+    hawserd.stop()
+    other = Hawserd()
+    other.socket, other.address = hawserd.socket, hawserd.address
+    try:
+        other.start()
+        assert other.ctl("ps", "-a", "-q").stdout == ""
+        assert alive(rec["pid"]) and alive(rec["shim_pid"])
+    finally:
+        other.stop()    # (not other.cleanup(): it would end every shim of this address)
+        shutil.rmtree(other.base, ignore_errors=True)
+    hawserd.start()
+    c = info(hawserd, "mine")
+    assert (c["status"], c["pid"]) == ("running", rec["pid"])
+    hawserd.ctl("rm", "-f", "mine")
     assert assert_consistent(hawserd, {rec["id"]}) == {}
