@@ -298,7 +298,7 @@ class Recovery:
         logger.info("recovery: %s: no shim; now %s (exit %d)", cid[:12], rec["status"],
                     rec["exit_status"])
 
-    def settle_record(self, rec: dict, intent: dict) -> None:
+    def settle_record(self, rec: dict, intent: dict) -> dict:
         """No task: the record says so; one whose task was created and never started goes back
         to the status it had before (an interrupted run or start is rolled back)."""
         changes = {"shim_address": "", "shim_pid": 0}

@@ -148,8 +148,9 @@ def info(hawserd, ref: str) -> dict:
 
 def test_what_happened_while_hawserd_was_down(hawserd, busybox_rootfs):
     """A shim killed (its container goes: exited 137 as `shim delete` reports), a task that
-    exited (its own status), one still running (taken back: logs, exec, kill, wait), one that
-    had exited before (keeps its status); no task, shim or runtime state stays for the others."""
+    exited (its own status; removed if it was run with --rm), one still running (taken back:
+    logs, exec, kill, wait), one that had exited before (keeps its status); no task, shim or
+    runtime state stays for the others."""
     loop = "while true; do sleep 0.1; done"
     live = hawserd.ctl("run", "-d", "--name", "live", "--rootfs", busybox_rootfs, "sh", "-c",
                        f"echo up; trap 'echo down; exit 5' TERM; {loop}").stdout.strip()
@@ -157,6 +158,8 @@ def test_what_happened_while_hawserd_was_down(hawserd, busybox_rootfs):
                        f"trap 'exit 42' TERM; {loop}").stdout.strip()
     orphan = hawserd.ctl("run", "-d", "--name", "orphan", "--rootfs", busybox_rootfs,
                          "sleep", "1000").stdout.strip()
+    autorm = hawserd.ctl("run", "-d", "--rm", "--name", "autorm", "--rootfs", busybox_rootfs,
+                         "sh", "-c", f"trap 'exit 0' TERM; {loop}").stdout.strip()
     hawserd.ctl("run", "--name", "old", "--rootfs", busybox_rootfs, "sh", "-c", "exit 3",
                 check=False)
     assert wait_until(lambda: "up" in hawserd.ctl("logs", "live").stdout)
@@ -165,9 +168,11 @@ def test_what_happened_while_hawserd_was_down(hawserd, busybox_rootfs):
     hawserd.sigkill()
     os.kill(recs["orphan"]["shim_pid"], 9)
     os.kill(recs["ends"]["pid"], 15)
+    os.kill(recs["autorm"]["pid"], 15)
     assert wait_until(lambda: not alive(recs["orphan"]["shim_pid"]) and
-                      not alive(recs["ends"]["pid"]))
+                      not alive(recs["ends"]["pid"]) and not alive(recs["autorm"]["pid"]))
     hawserd.start()
+    assert autorm not in ps_all(hawserd)
     assert (info(hawserd, "orphan")["status"], info(hawserd, "orphan")["exit_status"]) == \
         ("exited", 137)
     assert not alive(recs["orphan"]["pid"])
@@ -177,14 +182,14 @@ def test_what_happened_while_hawserd_was_down(hawserd, busybox_rootfs):
     assert (c["status"], c["exit_status"]) == ("exited", 3)
     c = info(hawserd, "live")
     assert (c["status"], c["pid"]) == ("running", recs["live"]["pid"])
-    assert_consistent(hawserd, {live, ends, orphan})
+    assert_consistent(hawserd, {live, ends, orphan, autorm})
     assert hawserd.ctl("exec", "live", "sh", "-c", "echo in-live").stdout == "in-live\n"
     hawserd.ctl("kill", "-s", "TERM", "live")
     assert hawserd.ctl("wait", "live").stdout == "5\n"
     assert hawserd.ctl("logs", "live").stdout == "up\ndown\n"
-    assert_consistent(hawserd, {live, ends, orphan})
+    assert_consistent(hawserd, {live, ends, orphan, autorm})
     hawserd.ctl("rm", "live", "ends", "orphan", "old")
-    assert assert_consistent(hawserd, {live, ends, orphan}) == {}
+    assert assert_consistent(hawserd, {live, ends, orphan, autorm}) == {}
 
 
 def test_an_interrupted_rm_is_completed(hawserd, busybox_rootfs):
