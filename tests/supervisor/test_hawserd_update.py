@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import grpc
@@ -126,3 +127,27 @@ def test_update_needs_a_running_task(hawserd, busybox_rootfs, tasks):
     bundle = json.loads((Path(info(hawserd, "big")["bundle"]) / "config.json").read_text())
     assert bundle["linux"]["resources"]["memory"]["limit"] == 64 * MIB
     hawserd.ctl("rm", "-f", "created", "exited", "big")
+
+
+def test_an_update_interrupted_by_a_crash_is_completed(hawserd, busybox_rootfs):
+    """hawserd killed after it recorded new limits and before the shim applied them (made by
+    hand here: the record's config and the intent): started again, it applies them."""
+    hawserd.ctl("run", "-d", "--name", "u", "--pids-limit", "20", "--rootfs", busybox_rootfs,
+                "sleep", "1000")
+    c = info(hawserd, "u")
+    hawserd.sigkill()
+    [rec] = hawserd.records()
+    db = sqlite3.connect(hawserd.root / "meta.db")
+    with db:
+        db.execute("UPDATE containers SET config = ? WHERE id = ?",
+                   (json.dumps(dict(json.loads(rec["config"]), pids_limit=44)), c["id"]))
+    db.close()
+    (Path(c["bundle"]) / "hawserd-intent.json").write_text(json.dumps(
+        {"op": "update", "prev": {"status": "running", "pid": c["pid"], "exit_status": 0,
+                                  "exited_at": 0}}))
+    assert cgroup_file(c["pid"], "pids", "pids.max") == "20"
+    hawserd.start()
+    assert cgroup_file(c["pid"], "pids", "pids.max") == "44"
+    assert info(hawserd, "u")["status"] == "running"
+    assert not (Path(c["bundle"]) / "hawserd-intent.json").exists()
+    hawserd.ctl("rm", "-f", "u")
