@@ -3,7 +3,7 @@
 #   make install   Debian packages (only the missing ones), .venv, editable install, fast launchers
 #   make protos    regenerate shim/proto/ and supervisor/api/ from protos/*.proto (grpcio-tools)
 #   make test      the pytest suite
-#   make demo      run a busybox container with hawser
+#   make demo      start hawserd (embedded defaults) and run busybox containers with hawserctl
 #   make bench     hawser vs runc vs crun start-up timings
 #   make clean     remove .venv and build products
 #

@@ -1,12 +1,13 @@
 """hawserctl: a docker-like client of hawserd's gRPC API.
 
     hawserctl [--address unix:///run/hawserd/hawserd.sock] COMMAND ...
-    run [-d] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
+    run [-d] [-i] [-t] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
         [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] [--restart P]
         [--stop-signal SIG] --rootfs DIR CMD...
     top ID, stats [--no-stream] [ID...], events [-f FILTER] [--format json]
-    exec [-d] [-i] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
-    create (same options as run), start, ps [-a] [-q], inspect, logs [-f] [--tail N],
+    exec [-d] [-i] [-t] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
+    start [-a] [-i] ID..., attach ID   (attached: the exit code is the container's)
+    create (same options as run), ps [-a] [-q], inspect, logs [-f] [--tail N],
     stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version,
     update [--memory M] [--cpus N] [--pids-limit N] ID...   (limits of running containers)
 """
@@ -60,6 +61,7 @@ def add_create_options(p) -> None:
     p.add_argument("-u", "--user", default="")
     p.add_argument("-h", "--hostname", default="")
     p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("--memory", default="")
     p.add_argument("--cpus", type=float, default=0)
     p.add_argument("--pids-limit", type=int, default=0)
@@ -86,7 +88,7 @@ def create(api: Api, a) -> str:
         args=a.command, env=a.env, cwd=a.workdir, user=a.user, hostname=a.hostname,
         terminal=a.tty, memory_limit=parse_size(a.memory) if a.memory else 0,
         pids_limit=a.pids_limit, cpus=a.cpus, read_only=a.read_only, mounts=mounts,
-        restart_policy=a.restart, stop_signal=a.stop_signal)
+        restart_policy=a.restart, stop_signal=a.stop_signal, open_stdin=a.interactive)
     labels = dict(kv.partition("=")[::2] for kv in a.label)
     if a.rm and getattr(a, "detach", False):
         labels["hawser.autoremove"] = "true"
@@ -103,16 +105,44 @@ def start(api: Api, cid: str) -> None:
 
 def cmd_run(api: Api, a) -> int:
     cid = create(api, a)
-    start(api, cid)
     if a.detach:
+        start(api, cid)
         print(cid)
         return 0
-    waiter = api.t.Wait.future(api.tpb.WaitRequest(container_id=cid))
-    stream_logs(api, cid, follow=True)
-    status = waiter.result().exit_status
-    if a.rm:
-        api.c.Delete(api.cpb.DeleteContainerRequest(id=cid, force=True))
-    return status
+    try:
+        return start_attached(api, cid, a.interactive, a.tty)
+    finally:
+        if a.rm:
+            api.c.Delete(api.cpb.DeleteContainerRequest(id=cid, force=True))
+
+
+def start_attached(api: Api, cid: str, stdin: bool, terminal: bool) -> int:
+    """Task created, our session attached, then started: its whole output is ours; the exit
+    status once its output has ended."""
+    from supervisor import session
+    api.t.Create(api.tpb.CreateTaskRequest(container_id=cid))
+    with session.RawTerminal(terminal and stdin):
+        session.attach(api, cid, stdin, terminal, when_attached=lambda: api.t.Start(
+            api.tpb.StartRequest(container_id=cid)))
+    return api.t.Wait(api.tpb.WaitRequest(container_id=cid)).exit_status
+
+
+def cmd_start(api, a):
+    if not a.attach:
+        return for_each(lambda api, a, ref: start(api, api.get(ref).id))(api, a)
+    if len(a.containers) != 1:
+        raise SystemExit("hawserctl: start -a takes one container")
+    c = api.get(a.containers[0])
+    return start_attached(api, c.id, a.interactive and c.config.open_stdin, c.config.terminal)
+
+
+def cmd_attach(api, a):
+    from supervisor import session
+    c = api.get(a.container)
+    stdin = c.config.open_stdin and not a.no_stdin
+    with session.RawTerminal(c.config.terminal and stdin):
+        session.attach(api, c.id, stdin, c.config.terminal)
+    return api.t.Wait(api.tpb.WaitRequest(container_id=c.id)).exit_status
 
 
 def cmd_create(api, a):
@@ -206,6 +236,8 @@ def cmd_exec(api, a):
     import shutil
     import tempfile
     import threading
+
+    from supervisor import session
     c = api.get(a.container)
     exec_id = "exec-" + secrets.token_hex(8)
     req = dict(container_id=c.id, exec_id=exec_id, args=a.command, env=a.env, cwd=a.workdir,
@@ -228,11 +260,18 @@ def cmd_exec(api, a):
             os.mkfifo(req["stdin"], 0o600)
         api.t.Exec(api.tpb.ExecRequest(**req))
         try:
-            api.t.Start(api.tpb.StartRequest(container_id=c.id, exec_id=exec_id))
-            if a.interactive:
-                threading.Thread(target=copy_stdin, args=(api, c.id, exec_id, req["stdin"]),
-                                 daemon=True).start()
-            status = api.t.Wait(api.tpb.WaitRequest(container_id=c.id, exec_id=exec_id))
+            with session.RawTerminal(a.tty and a.interactive):
+                api.t.Start(api.tpb.StartRequest(container_id=c.id, exec_id=exec_id))
+                if a.tty:
+                    session.on_resize(lambda rows, cols: api.t.ResizePty(api.tpb.ResizePtyRequest(
+                        container_id=c.id, exec_id=exec_id, width=cols, height=rows)))
+                if a.interactive:
+                    threading.Thread(target=copy_stdin, args=(api, c.id, exec_id, req["stdin"]),
+                                     daemon=True).start()
+                status = session.in_thread(lambda: api.t.Wait(api.tpb.WaitRequest(
+                    container_id=c.id, exec_id=exec_id)))
+                for r in readers:
+                    r.release()
         finally:
             for r in readers:
                 r.release()
@@ -357,7 +396,7 @@ def update_one(api, a, ref):
 
 
 COMMANDS = {
-    "start": for_each(lambda api, a, ref: start(api, api.get(ref).id)),
+    "start": cmd_start, "attach": cmd_attach,
     "stop": for_each(stop_one),
     "update": for_each(update_one),
     "kill": for_each(lambda api, a, ref: api.t.Kill(api.tpb.KillRequest(
@@ -409,8 +448,15 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("-w", "--workdir", default="")
     ex.add_argument("container")
     ex.add_argument("command", nargs=argparse.REMAINDER)
-    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect", "update"):
+    at = sub.add_parser("attach")
+    at.add_argument("--no-stdin", action="store_true")
+    at.add_argument("container")
+    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect",
+                 "update"):
         sp = sub.add_parser(name)
+        if name == "start":
+            sp.add_argument("-a", "--attach", action="store_true")
+            sp.add_argument("-i", "--interactive", action="store_true")
         if name == "stop":
             sp.add_argument("-t", "--time", type=float, default=10)
         if name == "update":

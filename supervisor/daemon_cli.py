@@ -77,7 +77,10 @@ def main(argv=None) -> int:
     sup = Supervisor(root, state, "unix://" + path, args.runtime, hub, forward.address)
     sup.recover()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=64))
+    # A streaming call (logs -f, events, attach) holds a worker for its whole life: enough
+    # workers that hundreds of them leave room for the calls that end them (kill, stop);
+    # threads are made only as calls need them.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=512))
     services.register(server, sup)
     if os.path.exists(path):
         os.unlink(path)

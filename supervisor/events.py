@@ -86,4 +86,10 @@ class ForwardServer:
         return "unix://" + self.path
 
     def close(self) -> None:
+        """Stop serving; the socket goes too (shims publishing until the next hawserd binds it
+        again fail the same way on a missing socket as on a dead one)."""
         self.server.shutdown()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass

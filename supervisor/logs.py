@@ -1,9 +1,11 @@
 """A container's stdout/stderr: FIFOs in its bundle that hawserd reads into a json-lines log
 (docker's json-file driver: {"log": "...", "stream": "stdout", "time": "RFC 3339"}), rotated when
 it grows past max_size (log.json -> log.json.1 -> ... -> log.json.<keep>)."""
+import codecs
 import datetime
 import json
 import os
+import queue
 import threading
 
 MAX_SIZE = 10 << 20
@@ -46,8 +48,13 @@ def fifo_paths(bundle: str) -> tuple[str, str]:
     return os.path.join(bundle, "stdout"), os.path.join(bundle, "stderr")
 
 
-def make_fifos(bundle: str) -> tuple[str, str]:
-    paths = fifo_paths(bundle)
+def stdin_path(bundle: str) -> str:
+    return os.path.join(bundle, "stdin")
+
+
+def make_fifos(bundle: str, stdin: bool = False) -> tuple[str, ...]:
+    """stdout, stderr (and stdin) FIFOs in the bundle."""
+    paths = fifo_paths(bundle) + ((stdin_path(bundle),) if stdin else ())
     for p in paths:
         if not os.path.exists(p):
             os.mkfifo(p, 0o600)
@@ -56,39 +63,75 @@ def make_fifos(bundle: str) -> tuple[str, str]:
 
 class Collector:
     """One thread per output FIFO, until EOF (the last writer, the container, is gone). The
-    thread's open blocks until the shim opens the FIFO; abort() unblocks it when no task will."""
+    thread's open blocks until the shim opens the FIFO; abort() unblocks it when no task will.
 
-    def __init__(self, bundle: str, log: JsonLog):
-        self.log = log
-        self.paths = fifo_paths(bundle)
+    Besides the log, what the process writes goes as it comes to the attached clients
+    (subscribe()). A terminal's output is logged as it comes too, not line by line: a shell's
+    prompt has no newline. With a terminal there is no stderr (the pty carries both)."""
+
+    def __init__(self, bundle: str, log: JsonLog, terminal: bool = False):
+        self.log, self.terminal = log, terminal
+        streams = (("stdout", fifo_paths(bundle)[0]),) if terminal else \
+            tuple(zip(("stdout", "stderr"), fifo_paths(bundle)))
+        self.paths = [path for _, path in streams]
+        self.lock = threading.Lock()
+        self.live = {stream for stream, _ in streams}     # streams not at EOF yet
+        self.listeners: set[queue.SimpleQueue] = set()
         self.threads = []
-        for stream, path in zip(("stdout", "stderr"), self.paths):
+        for stream, path in streams:
             t = threading.Thread(target=self._copy, args=(path, stream), daemon=True,
                                  name=f"log-{stream}")
             t.start()
             self.threads.append(t)
 
+    def subscribe(self) -> tuple[queue.SimpleQueue, int]:
+        """A queue that gets (stream, bytes) for what the process writes from now on and
+        (stream, None) when a stream ends; with the number of streams still open."""
+        q = queue.SimpleQueue()
+        with self.lock:
+            self.listeners.add(q)
+            return q, len(self.live)
+
+    def unsubscribe(self, q: queue.SimpleQueue) -> None:
+        with self.lock:
+            self.listeners.discard(q)
+
+    def _publish(self, stream: str, chunk: bytes | None) -> None:
+        with self.lock:
+            if chunk is None:
+                self.live.discard(stream)
+            for q in self.listeners:
+                q.put((stream, chunk))
+
     def _copy(self, path: str, stream: str) -> None:
-        pending = b""
+        pending = ""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        fd = None
         try:
             fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
             while True:
                 chunk = os.read(fd, 65536)
                 if not chunk:
                     break
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
+                self._publish(stream, chunk)
+                pending += decoder.decode(chunk)
+                if self.terminal:
+                    pending, text = "", pending
+                    if text:
+                        self.log.write(stream, text)
+                    continue
+                *lines, pending = pending.split("\n")
                 for line in lines:
-                    self.log.write(stream, line.decode(errors="replace") + "\n")
+                    self.log.write(stream, line + "\n")
         except OSError:
             pass
         finally:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
+            pending += decoder.decode(b"", final=True)
             if pending:
-                self.log.write(stream, pending.decode(errors="replace"))
+                self.log.write(stream, pending)
+            self._publish(stream, None)
 
     def abort(self) -> None:
         """Give EOF to readers still waiting in open() (no task is going to write)."""

@@ -1,10 +1,12 @@
 """The hawser.v1 gRPC services over the Supervisor: message conversion and status codes."""
 import queue
+import threading
 
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 
 from supervisor import VERSION, limits, logs
+from supervisor.attach import Attachment
 from supervisor.api import containers_pb2 as cpb
 from supervisor.api import containers_pb2_grpc as cgrpc
 from supervisor.api import events_pb2 as epb
@@ -18,7 +20,7 @@ from supervisor.supervisor import ApiError, Supervisor
 STATUS = {"created": cpb.CREATED, "running": cpb.RUNNING, "stopped": cpb.STOPPED,
           "paused": cpb.PAUSED}
 CONFIG_FIELDS = ("args", "env", "cwd", "user", "hostname", "terminal", "memory_limit",
-                 "pids_limit", "cpus", "read_only", "stop_signal", "restart_policy")
+                 "pids_limit", "cpus", "read_only", "stop_signal", "restart_policy", "open_stdin")
 
 
 def ts(seconds: float) -> timestamp_pb2.Timestamp:
@@ -234,6 +236,35 @@ class TasksService(tgrpc.TasksServicer):
                                                    "pids_limit": req.pids_limit,
                                                    "cpus": req.cpus})
         return empty_pb2.Empty()
+
+    def Attach(self, requests, context):
+        try:
+            first = next(requests)
+            att = Attachment(self.sup, first.container_id)
+        except StopIteration:
+            return
+        except ApiError as e:
+            context.abort(getattr(grpc.StatusCode, e.code), e.message)
+        try:
+            att.handle(first.stdin, first.close_stdin, first.width, first.height)
+            threading.Thread(target=self._attach_input, args=(att, requests), daemon=True,
+                             name=f"attach-{att.cid[:12]}").start()
+            yield tpb.AttachResponse()
+            for stream, data in att.output(context.is_active):
+                yield tpb.AttachResponse(stream=stream, data=data)
+        except ApiError as e:
+            context.abort(getattr(grpc.StatusCode, e.code), e.message)
+        finally:
+            att.close()
+
+    @staticmethod
+    def _attach_input(att: Attachment, requests) -> None:
+        """The client's later requests, until it half-closes or the call ends."""
+        try:
+            for req in requests:
+                att.handle(req.stdin, req.close_stdin, req.width, req.height)
+        except (grpc.RpcError, ValueError):
+            pass
 
     @api_errors
     def State(self, req, context):

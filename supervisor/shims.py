@@ -58,11 +58,11 @@ class ShimClient:
         return self.client.call(TASK, method, wire.message(req)(**fields), wire.message(resp),
                                 timeout=timeout)
 
-    def create(self, bundle: str, stdout: str, stderr: str, terminal: bool, runtime: str,
-               runtime_root: str):
+    def create(self, bundle: str, stdin: str, stdout: str, stderr: str, terminal: bool,
+               runtime: str, runtime_root: str):
         opts = RuncOptions(binary_name=runtime, root=runtime_root)
-        return self.call("Create", id=self.id, bundle=bundle, stdout=stdout, stderr=stderr,
-                         terminal=terminal, options=wire.pack_any(opts)).pid
+        return self.call("Create", id=self.id, bundle=bundle, stdin=stdin, stdout=stdout,
+                         stderr=stderr, terminal=terminal, options=wire.pack_any(opts)).pid
 
     def close(self) -> None:
         self.client.close()

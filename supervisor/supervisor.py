@@ -203,10 +203,10 @@ class Supervisor:
                 binary = shims.runtime_binary(rec["runtime"])
             except FileNotFoundError as e:
                 raise ApiError("FAILED_PRECONDITION", str(e)) from None
-            path = rec["bundle"]
-            stdout, stderr = logs.make_fifos(path)
+            path, terminal = rec["bundle"], bool(rec["config"].get("terminal"))
+            stdout, stderr, *stdin = logs.make_fifos(path, bool(rec["config"].get("open_stdin")))
             log = logs.JsonLog(self.log_path(cid))
-            collector = logs.Collector(path, log)
+            collector = logs.Collector(path, log, terminal)
             shim = None
             try:
                 # before the shim exists: a crash from here on is rolled back by recovery
@@ -215,8 +215,8 @@ class Supervisor:
                 shim = shims.start_shim(self.flags, cid, path)
                 shim_pid = shim.call("Connect", id=cid).shim_pid
                 self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
-                pid = shim.create(path, stdout, stderr, bool(rec["config"].get("terminal")),
-                                  binary, self.runtime_root)
+                pid = shim.create(path, "".join(stdin), stdout, stderr, terminal, binary,
+                                  self.runtime_root)
             except (shims.Error, RuntimeError, OSError) as e:
                 collector.abort()
                 if shim is not None:

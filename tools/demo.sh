@@ -1,34 +1,68 @@
 #!/usr/bin/env bash
-# `make demo`: build a busybox bundle in a temporary directory and run it with `hawser run`.
-# Cleans up (delete --force, remove the bundle and the state root) on success, failure or Ctrl-C.
-# HAWSER_BIN=/usr/sbin/runc tools/demo.sh runs the same demo with another runtime.
+# `make demo`: start hawserd on its embedded defaults (unless one already answers there), then run
+# containers through it with hawserctl from a local busybox root filesystem: one in the
+# foreground (its output and exit code are the container's), one detached that we exec into,
+# read the logs of and remove. Cleans up on success, failure or Ctrl-C: the containers, the
+# hawserd we started (SIGTERM to its pid), the temporary rootfs.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-hawser=${HAWSER_BIN:-$repo/.venv/bin/hawser}
-python=$repo/.venv/bin/python3
+bin=$repo/.venv/bin
+python=$bin/python3
 work=$(mktemp -d /tmp/hawser-demo.XXXXXX)
-root=$work/state
-id=hawser-demo-$$
+name=hawser-demo-$$
+started=
+
+ctl() { echo "+ hawserctl $*" >&2; "$bin/hawserctl" "$@"; }
 
 cleanup() {
-    "$hawser" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+    "$bin/hawserctl" rm -f "$name" "$name-bg" >/dev/null 2>&1 || true
+    if [ -n "$started" ]; then
+        kill -TERM "$started" 2>/dev/null || true
+        wait "$started" 2>/dev/null || true
+    fi
     rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$python" "$repo/tools/mkbundle.py" --spec-runtime "$hawser" "$work/bundle" -- sh /demo.sh
-cat >"$work/bundle/rootfs/demo.sh" <<'SCRIPT'
-echo "hello from a hawser container"
+"$python" "$repo/tools/mkbundle.py" --spec-runtime "$bin/hawser" "$work/bundle" -- true
+rootfs=$work/bundle/rootfs
+cat >"$rootfs/demo.sh" <<'SCRIPT'
+echo "hello from a hawser container, run by hawserd"
 echo "hostname: $(hostname)"
 echo "id:       $(id)"
 echo "pid 1:    $(tr '\0' ' ' </proc/1/cmdline)"
-echo "kernel:   $(uname -sr)"
+echo "memory:   $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || echo '?') bytes"
 echo "processes:"
 ps -o pid,user,comm
-exit 0
+exit 3
 SCRIPT
 
-echo "+ $(basename "$hawser") --root $root run --bundle $work/bundle $id"
-"$hawser" --root "$root" run --bundle "$work/bundle" "$id" </dev/null
+if "$bin/hawserctl" version >/dev/null 2>&1; then
+    echo "hawserd is already running on its default address: using it"
+else
+    echo "+ hawserd   (defaults: --root /var/lib/hawserd --state /run/hawserd" \
+         "--address unix:///run/hawserd/hawserd.sock; log in $work/hawserd.log)"
+    "$bin/hawserd" >"$work/hawserd.log" 2>&1 &
+    started=$!
+    for _ in $(seq 100); do
+        "$bin/hawserctl" version >/dev/null 2>&1 && break
+        kill -0 "$started" 2>/dev/null || { cat "$work/hawserd.log"; exit 1; }
+        sleep 0.1
+    done
+fi
+ctl version
+
+set +e
+ctl run --rm --name "$name" --hostname demo --memory 64m --rootfs "$rootfs" sh /demo.sh
+status=$?
+set -e
+echo "(exit code $status: the container's)"
+
+ctl run -d --name "$name-bg" --rootfs "$rootfs" sh -c 'echo started; exec sleep 600' >/dev/null
+ctl ps
+ctl exec "$name-bg" sh -c 'echo "exec in $(hostname): $(ps -o pid,comm | wc -l) lines of ps"'
+ctl logs "$name-bg"
+ctl rm -f "$name-bg" >/dev/null
+echo "demo done"
