@@ -275,7 +275,8 @@ class Recovery:
         from supervisor.supervisor import Task
         sup, cid = self.sup, rec["id"]
         log = logs.JsonLog(sup.log_path(cid))
-        task = Task(shim, logs.Collector(rec["bundle"], log), log)
+        task = Task(shim, logs.Collector(rec["bundle"], log,
+                                         bool(rec["config"].get("terminal"))), log)
         sup.tasks[cid] = task
         sup._set(cid, status=status, pid=pid, shim_address=shim.address, shim_pid=shim_pid)
         sup._watch(cid, task)

@@ -273,3 +273,22 @@ def test_shims_of_another_root_on_the_same_address_are_not_touched(hawserd, busy
     assert (c["status"], c["pid"]) == ("running", rec["pid"])
     hawserd.ctl("rm", "-f", "mine")
     assert assert_consistent(hawserd, {rec["id"]}) == {}
+
+
+def test_stdin_and_terminal_output_after_a_restart(hawserd, busybox_rootfs):
+    """A container created with -i is attached to after hawserd was killed (its stdin FIFO is
+    still the shim's); a terminal's output written while hawserd was down reaches the log."""
+    hawserd.ctl("create", "-i", "--name", "in", "--rootfs", busybox_rootfs, "sh", "-c",
+                "echo ready; read x; echo got $x; exit 7")
+    hawserd.ctl("start", "in")
+    hawserd.ctl("run", "-d", "-t", "--name", "tty", "--rootfs", busybox_rootfs, "sh", "-c",
+                "echo one; sleep 1; echo two; sleep 1000")
+    assert wait_until(lambda: hawserd.ctl("logs", "in").stdout == "ready\n" and
+                      "one" in hawserd.ctl("logs", "tty").stdout, 10)
+    hawserd.sigkill()
+    time.sleep(1)    # "two" is written while nobody reads
+    hawserd.start()
+    p = hawserd.ctl("attach", "in", input="again\n", check=False)
+    assert (p.returncode, p.stdout) == (7, "got again\n")
+    assert wait_until(lambda: "two" in hawserd.ctl("logs", "tty").stdout, 10)
+    hawserd.ctl("rm", "-f", "in", "tty")
