@@ -43,17 +43,18 @@ def signal_name(sig: str) -> str:
         raise ValueError(f"invalid stop signal {sig!r}") from None
 
 
-def wait_gone(pid: int, timeout: float) -> None:
-    """Until process pid has exited (or is a zombie), at most timeout seconds."""
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Until process pid has exited (or is a zombie), at most timeout seconds: whether it has."""
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return
+                    return True
         except (OSError, IndexError):
-            return
+            return True
         time.sleep(0.005)
+    return not pid
 
 
 class ApiError(Exception):
@@ -353,7 +354,11 @@ class Supervisor:
         sig = getattr(signal, rec["config"].get("stop_signal") or "SIGTERM", signal.SIGTERM)
         if rec["status"] == "paused":
             self.resume(rec["id"])
-        self.kill(rec["id"], int(sig))
+        try:
+            self.kill(rec["id"], int(sig))
+        except ApiError:
+            if not wait_gone(rec["pid"], 1.0):    # not because it exited meanwhile
+                raise
         try:
             self.wait(rec["id"], timeout)
         except ApiError:
