@@ -48,6 +48,8 @@ class TaskService:
         self.state_dir, self.default_binary = state_dir, default_binary
         self.log, self.request_shutdown = log, shutdown
         self.containers: dict[str, Container] = {}
+        self.creating: set[str] = set()    # ids whose Create is under way
+        self.closing = False               # a Shutdown was accepted: no Create any more
         self.lock = threads.Lock()
         self.counter = 0
 
@@ -97,12 +99,25 @@ class TaskService:
     # -- Task API -----------------------------------------------------------------------------
 
     def Create(self, req):
+        """A Shutdown while this runs is refused: the shim would exit under its own runtime call
+        and leave the container it is creating to nobody (a client that went away, e.g. a
+        killed hawserd, and its successor asking for a Shutdown)."""
+        with self.lock:
+            if req.id in self.containers or req.id in self.creating:
+                raise _fail(ttrpc.ALREADY_EXISTS, f"container {req.id} already exists")
+            if self.closing:
+                raise _fail(ttrpc.UNAVAILABLE, "the shim is shutting down")
+            self.creating.add(req.id)
+        try:
+            return self._create(req)
+        finally:
+            with self.lock:
+                self.creating.discard(req.id)
+
+    def _create(self, req):
         if req.checkpoint:
             raise _fail(ttrpc.UNIMPLEMENTED, "restoring from a checkpoint is not supported by "
                                              "containerd-shim-hawser-v2")
-        with self.lock:
-            if req.id in self.containers:
-                raise _fail(ttrpc.ALREADY_EXISTS, f"container {req.id} already exists")
         try:
             binary, root, extra = self._runtime_choice(req.options)
         except (OSError, ValueError) as e:    # tomllib's errors are ValueErrors
@@ -468,8 +483,9 @@ class TaskService:
 
     def Shutdown(self, req):
         with self.lock:
-            if self.containers:
+            if self.containers or self.creating:
                 return Empty()
+            self.closing = True
         self.request_shutdown()    # the shim exits once this answer is out
         return Empty()
 

@@ -4,6 +4,7 @@ import json
 import os
 
 from runtime.specgen import default_spec
+from supervisor import limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -33,14 +34,7 @@ def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd
         spec["mounts"].append({"destination": m["destination"], "type": "bind",
                                "source": m["source"],
                                "options": ["rbind", "ro" if m.get("read_only") else "rw"]})
-    res = spec["linux"].setdefault("resources", {})
-    if config.get("memory_limit"):
-        res["memory"] = {"limit": int(config["memory_limit"])}
-    if config.get("pids_limit"):
-        res["pids"] = {"limit": int(config["pids_limit"])}
-    if config.get("cpus"):
-        period = 100000
-        res["cpu"] = {"period": period, "quota": int(float(config["cpus"]) * period)}
+    spec["linux"].setdefault("resources", {}).update(limits.resources(config))
     spec["linux"]["cgroupsPath"] = f"/{cgroup_parent}/{cid}"
     return spec
 

@@ -8,7 +8,8 @@
     exec [-d] [-i] [-t] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
     start [-a] [-i] ID..., attach ID   (attached: the exit code is the container's)
     create (same options as run), ps [-a] [-q], inspect, logs [-f] [--tail N],
-    stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version
+    stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version,
+    update [--memory M] [--cpus N] [--pids-limit N] ID...   (limits of running containers)
 """
 import _signal as signal    # signal's constants without its enums (enum: ~3 ms)
 import os
@@ -391,9 +392,16 @@ def stop_one(api, a, ref):
     api.t.Stop(api.tpb.StopRequest(container_id=api.get(ref).id, timeout=a.time))
 
 
+def update_one(api, a, ref):
+    api.t.Update(api.tpb.UpdateTaskRequest(
+        container_id=api.get(ref).id, memory_limit=parse_size(a.memory) if a.memory else 0,
+        pids_limit=a.pids_limit, cpus=a.cpus))
+
+
 COMMANDS = {
     "start": cmd_start, "attach": cmd_attach,
     "stop": for_each(stop_one),
+    "update": for_each(update_one),
     "kill": for_each(lambda api, a, ref: api.t.Kill(api.tpb.KillRequest(
         container_id=api.get(ref).id, signal=signum(a.signal)))),
     "rm": for_each(lambda api, a, ref: api.c.Delete(api.cpb.DeleteContainerRequest(
@@ -446,13 +454,18 @@ def parser() -> argparse.ArgumentParser:
     at = sub.add_parser("attach")
     at.add_argument("--no-stdin", action="store_true")
     at.add_argument("container")
-    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect"):
+    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect",
+                 "update"):
         sp = sub.add_parser(name)
         if name == "start":
             sp.add_argument("-a", "--attach", action="store_true")
             sp.add_argument("-i", "--interactive", action="store_true")
         if name == "stop":
             sp.add_argument("-t", "--time", type=float, default=10)
+        if name == "update":
+            sp.add_argument("--memory", default="", help="e.g. 64m")
+            sp.add_argument("--cpus", type=float, default=0)
+            sp.add_argument("--pids-limit", type=int, default=0)
         if name == "kill":
             sp.add_argument("-s", "--signal", default="KILL")
         if name == "rm":

@@ -5,7 +5,7 @@ import threading
 import grpc
 from google.protobuf import empty_pb2, timestamp_pb2
 
-from supervisor import VERSION, logs
+from supervisor import VERSION, limits, logs
 from supervisor.attach import Attachment
 from supervisor.api import containers_pb2 as cpb
 from supervisor.api import containers_pb2_grpc as cgrpc
@@ -232,7 +232,10 @@ class TasksService(tgrpc.TasksServicer):
 
     @api_errors
     def Update(self, req, context):
-        raise ApiError("UNIMPLEMENTED", "update is not implemented by hawserd yet")
+        limits.update(self.sup, req.container_id, {"memory_limit": req.memory_limit,
+                                                   "pids_limit": req.pids_limit,
+                                                   "cpus": req.cpus})
+        return empty_pb2.Empty()
 
     def Attach(self, requests, context):
         try:

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 
+from shim import cli as shim_cli
 from shim import ttrpc, wire
 from shim.proto.schema import SERVICES
 
@@ -67,24 +68,17 @@ class ShimClient:
         self.client.close()
 
 
+def shim_address(flags: ShimFlags, cid: str) -> str:
+    """Where `shim start` puts the shim's socket (known before it runs)."""
+    return shim_cli.socket_address(flags.address, NAMESPACE, cid)
+
+
 def start_shim(flags: ShimFlags, cid: str, bundle: str) -> ShimClient:
     proc = subprocess.run(flags.argv(cid) + ["start"], cwd=bundle, env=flags.env(),
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     if proc.returncode != 0 or not proc.stdout.startswith("unix://"):
         raise RuntimeError(f"shim start failed ({proc.returncode}): {proc.stderr.strip()}")
     return ShimClient(cid, proc.stdout.strip())
-
-
-def connect_shim(cid: str, bundle: str) -> ShimClient | None:
-    """The shim serving a container, from the `address` file in its bundle; None if it is gone."""
-    try:
-        with open(os.path.join(bundle, "address")) as f:
-            address = f.read().strip()
-        client = ShimClient(cid, address)
-        client.call("Connect", id=cid, timeout=5)
-        return client
-    except (OSError, ttrpc.Error):
-        return None
 
 
 def delete_dead_shim(flags: ShimFlags, cid: str, bundle: str):

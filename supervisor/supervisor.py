@@ -2,7 +2,6 @@
 tasks (one shim each). Errors are ApiError with a gRPC status code name; services.py maps them."""
 import json
 import logging
-import math
 import os
 import re
 import secrets
@@ -12,7 +11,7 @@ import threading
 import time
 
 from supervisor import bundle as bundles
-from supervisor import logs, shims
+from supervisor import limits, logs, recovery, shims
 from supervisor.events import Hub
 from supervisor.store import NameTaken, Store
 
@@ -44,17 +43,18 @@ def signal_name(sig: str) -> str:
         raise ValueError(f"invalid stop signal {sig!r}") from None
 
 
-def wait_gone(pid: int, timeout: float) -> None:
-    """Until process pid has exited (or is a zombie), at most timeout seconds."""
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Until process pid has exited (or is a zombie), at most timeout seconds: whether it has."""
     deadline = time.monotonic() + timeout
     while pid and time.monotonic() < deadline:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return
+                    return True
         except (OSError, IndexError):
-            return
+            return True
         time.sleep(0.005)
+    return not pid
 
 
 class ApiError(Exception):
@@ -127,14 +127,9 @@ class Supervisor:
             shims.runtime_binary(runtime)
         except FileNotFoundError as e:
             raise ApiError("FAILED_PRECONDITION", str(e)) from None
-        for limit in ("memory_limit", "pids_limit", "cpus"):
-            value = config.get(limit) or 0
-            if not math.isfinite(value) or value < 0:
-                raise ApiError("INVALID_ARGUMENT", f"{limit} must be a finite number, not negative")
-        if (config.get("cpus") or 0) > (os.cpu_count() or 1) * 1024:
-            raise ApiError("INVALID_ARGUMENT", f"cpus {config['cpus']} is more than this host has")
         config = dict(config)
         try:
+            limits.check(config)
             parse_restart_policy(config.get("restart_policy") or "")
             config["stop_signal"] = signal_name(config.get("stop_signal") or "")
         except ValueError as e:
@@ -177,6 +172,8 @@ class Supervisor:
                 raise ApiError("FAILED_PRECONDITION", f"container {rec['name']} is {rec['status']}:"
                                                       " stop it first, or remove it with force")
             self.store.update(cid, stop_requested=1)
+            if os.path.isdir(rec["bundle"]):    # a crash from here on: recovery completes it
+                recovery.begin(rec["bundle"], "remove", rec)
             if rec["shim_address"]:
                 self.delete_task(cid, force=True)
             self.store.remove(cid)
@@ -213,6 +210,9 @@ class Supervisor:
             collector = logs.Collector(path, log, terminal)
             shim = None
             try:
+                # before the shim exists: a crash from here on is rolled back by recovery
+                recovery.begin(path, "task", rec)
+                self._set(cid, shim_address=shims.shim_address(self.flags, cid), shim_pid=0)
                 shim = shims.start_shim(self.flags, cid, path)
                 shim_pid = shim.call("Connect", id=cid).shim_pid
                 self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
@@ -224,6 +224,7 @@ class Supervisor:
                     self._shutdown_shim(shim)
                 log.close()
                 self._set(cid, shim_address="", shim_pid=0)
+                recovery.end(path)
                 raise ApiError("FAILED_PRECONDITION", f"cannot create the task of "
                                                       f"{rec['name']}: {e}") from None
             self.tasks[cid] = Task(shim, collector, log)
@@ -248,6 +249,7 @@ class Supervisor:
             else:
                 rec = self._set(cid, status="running", pid=pid, restart_count=0,
                                 stop_requested=0)
+            recovery.end(rec["bundle"])
             self._watch(cid, task)
             return rec
 
@@ -271,6 +273,9 @@ class Supervisor:
         task.exited.set()
         if rec is None:
             return
+        with self.lock(cid):    # nothing of an exited task stays (unless a new one replaced it)
+            if self.tasks.get(cid) is task:
+                self.delete_task(cid, force=True)
         if rec["labels"].get(AUTOREMOVE) == "true":
             try:
                 self.delete_container(cid, force=True)
@@ -349,7 +354,11 @@ class Supervisor:
         sig = getattr(signal, rec["config"].get("stop_signal") or "SIGTERM", signal.SIGTERM)
         if rec["status"] == "paused":
             self.resume(rec["id"])
-        self.kill(rec["id"], int(sig))
+        try:
+            self.kill(rec["id"], int(sig))
+        except ApiError:
+            if not wait_gone(rec["pid"], 1.0):    # not because it exited meanwhile
+                raise
         try:
             self.wait(rec["id"], timeout)
         except ApiError:
@@ -466,26 +475,8 @@ class Supervisor:
 
     # -- restart recovery ----------------------------------------------------------------------
     def recover(self) -> None:
-        for rec in self.store.all():
-            if not rec["shim_address"]:
-                continue
-            cid = rec["id"]
-            shim = shims.connect_shim(cid, rec["bundle"])
-            if shim is None:
-                resp = shims.delete_dead_shim(self.flags, cid, rec["bundle"])
-                self._set(cid, shim_address="", shim_pid=0, status="stopped",
-                          exit_status=resp.exit_status if resp else 255,
-                          exited_at=time.time())
-                threading.Thread(target=self._maybe_restart, args=(cid,), daemon=True).start()
-                continue
-            log = logs.JsonLog(self.log_path(cid))
-            task = Task(shim, logs.Collector(rec["bundle"], log,
-                                             bool(rec["config"].get("terminal"))), log)
-            self.tasks[cid] = task
-            if rec["status"] in ("running", "paused"):
-                self._watch(cid, task)
-            elif rec["status"] == "stopped":
-                task.collector.abort()
+        """At start-up, before serving: see supervisor/recovery.py."""
+        recovery.Recovery(self).run()
 
     def close(self) -> None:
         for task in list(self.tasks.values()):

@@ -1,6 +1,7 @@
 """A real hawserd per test (private --root/--state/--address under a short tmp dir) and a
 hawserctl runner; cleanup kills only what the test started: hawserd by its pid, the shims by
-the pids hawserd recorded, the runtime's containers in the private runtime root."""
+the pids hawserd recorded or whose command line names this hawserd's private socket, the
+runtime's containers in the private runtime root, and the cgroups of this hawserd's containers."""
 from __future__ import annotations
 
 import os
@@ -21,6 +22,7 @@ from shim import cli as shim_cli  # noqa: E402
 
 BIN = REPO / ".venv" / "bin"
 HAWSERD, HAWSERCTL, HAWSER = str(BIN / "hawserd"), str(BIN / "hawserctl"), str(BIN / "hawser")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def alive(pid: int) -> bool:
@@ -98,6 +100,15 @@ class Hawserd:
     def _remember_shims(self) -> None:
         self.shim_pids |= {r["shim_pid"] for r in self.records() if r["shim_pid"]}
 
+    def known_ids(self) -> set[str]:
+        """Every container id this hawserd has left a trace of: records, bundles, runtime state,
+        shim processes (a crash can leave any of them without the others)."""
+        ids = {r["id"] for r in self.records()} | set(shim_pids(self).values())
+        for d in (self.state / "bundles", self.state / "runtime" / "hawser"):
+            if d.is_dir():
+                ids |= {x for x in os.listdir(d) if not x.startswith(".") and "." not in x}
+        return ids
+
     def cleanup(self) -> None:
         try:
             if self.proc and self.proc.poll() is None:
@@ -106,7 +117,8 @@ class Hawserd:
             self.stop()
         finally:
             self._remember_shims()
-            for pid in self.shim_pids:
+            ids = self.known_ids()
+            for pid in self.shim_pids | set(shim_pids(self)):
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
                     wait_until(lambda: not alive(pid), 5)
@@ -116,11 +128,79 @@ class Hawserd:
                     if not cid.startswith("."):
                         subprocess.run([HAWSER, "--root", str(runtime_root), "delete", "--force",
                                         cid], capture_output=True, timeout=60)
-            for r in self.records():
-                sock = shim_cli.socket_address(self.address, "hawser", r["id"])[len("unix://"):]
-                for leftover in (sock,):
-                    if os.path.exists(leftover):
-                        os.unlink(leftover)
-                shutil.rmtree(shim_cli.state_dir(self.address, "hawser", r["id"]),
+            for cid in ids:
+                sock = shim_cli.socket_address(self.address, "hawser", cid)[len("unix://"):]
+                if os.path.exists(sock):
+                    os.unlink(sock)
+                shutil.rmtree(shim_cli.state_dir(self.address, "hawser", cid),
                               ignore_errors=True)
+                remove_cgroups(cid)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+def shim_pids(hawserd: Hawserd, cid: str = "") -> dict[int, str]:
+    """Shim processes serving this hawserd (its socket is on their command line): pid -> id."""
+    out = {}
+    mark = str(hawserd.socket).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(mark in a for a in argv) and any(b"containerd-shim-hawser-v2" in a
+                                                for a in argv[:3]):
+            sid = argv[argv.index(b"-id") + 1].decode() if b"-id" in argv else ""
+            if (not cid or sid == cid) and alive(int(entry)):
+                out[int(entry)] = sid
+    return out
+
+
+def container_cgroups(cid: str) -> list[Path]:
+    return [h / "hawserd" / cid for h in CGROUP_ROOT.iterdir() if (h / "hawserd" / cid).is_dir()]
+
+
+def remove_cgroups(cid: str) -> None:
+    """The cgroups of one of our containers (the runtime normally removes them), with what is
+    still in them killed first."""
+    for cg in container_cgroups(cid):
+        try:
+            for pid in (cg / "cgroup.procs").read_text().split():
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        wait_until(lambda: _rmdir(cg), 5)
+
+
+def _rmdir(path: Path) -> bool:
+    try:
+        path.rmdir()
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def leftovers(hawserd: Hawserd, cid: str) -> list[str]:
+    """What is left of container cid outside hawserd's record of it."""
+    found = [f"shim pid {p}" for p in shim_pids(hawserd, cid)]
+    sock = shim_cli.socket_address(hawserd.address, "hawser", cid)[len("unix://"):]
+    if os.path.exists(sock):
+        found.append(f"shim socket {sock}")
+    sdir = shim_cli.state_dir(hawserd.address, "hawser", cid)
+    if os.path.exists(sdir):
+        found.append(f"shim state {sdir}")
+    rdir = hawserd.state / "runtime" / "hawser" / cid
+    if rdir.exists():
+        found.append(f"runtime state {rdir}")
+    found += [f"cgroup {cg}" for cg in container_cgroups(cid)]
+    with open("/proc/self/mountinfo") as f:
+        found += [f"mount {line}" for line in f if cid in line]
+    return found
+
+
+def no_leftovers(hawserd: Hawserd, cid: str) -> bool:
+    """Shims exit a moment after their Shutdown: wait for that."""
+    return wait_until(lambda: not leftovers(hawserd, cid), 10, 0.1)

@@ -5,23 +5,18 @@ cgroup, no mount)."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import grpc
 import pytest
 
-from hawserd_harness import REPO, alive, wait_until
-from shim import cli as shim_cli
+from hawserd_harness import REPO, alive, leftovers, no_leftovers, wait_until
 from supervisor.api import (containers_pb2 as cpb, containers_pb2_grpc as cgrpc,
                             events_pb2 as epb, events_pb2_grpc as egrpc, tasks_pb2 as tpb,
                             tasks_pb2_grpc as tgrpc, version_pb2_grpc as vgrpc)
 from google.protobuf import empty_pb2
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 class Api:
@@ -53,59 +48,6 @@ def code(fn, req, timeout=60):
 
 def config(*args, **kw):
     return cpb.ContainerConfig(args=list(args), **kw)
-
-
-def shim_pids(hawserd, cid: str = "") -> dict[int, str]:
-    """Shim processes serving this hawserd (its socket is on their command line): pid -> id."""
-    out = {}
-    mark = str(hawserd.socket).encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(mark in a for a in argv) and any(b"containerd-shim-hawser-v2" in a
-                                                for a in argv[:3]):
-            sid = argv[argv.index(b"-id") + 1].decode() if b"-id" in argv else ""
-            if (not cid or sid == cid) and alive(int(entry)):
-                out[int(entry)] = sid
-    return out
-
-
-def kill_our_shims(hawserd) -> None:
-    """Also the shims no record names (an interrupted create), which the fixture cannot know."""
-    for pid in shim_pids(hawserd):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def leftovers(hawserd, cid: str) -> list[str]:
-    """What is left of container cid outside hawserd's record of it."""
-    found = [f"shim pid {p}" for p in shim_pids(hawserd, cid)]
-    sock = shim_cli.socket_address(hawserd.address, "hawser", cid)[len("unix://"):]
-    if os.path.exists(sock):
-        found.append(f"shim socket {sock}")
-    sdir = shim_cli.state_dir(hawserd.address, "hawser", cid)
-    if os.path.exists(sdir):
-        found.append(f"shim state {sdir}")
-    rdir = hawserd.state / "runtime" / "hawser" / cid
-    if rdir.exists():
-        found.append(f"runtime state {rdir}")
-    for h in CGROUP_ROOT.iterdir():
-        if (h / "hawserd" / cid).is_dir():
-            found.append(f"cgroup {h / 'hawserd' / cid}")
-    with open("/proc/self/mountinfo") as f:
-        found += [f"mount {line}" for line in f if cid in line]
-    return found
-
-
-def no_leftovers(hawserd, cid: str) -> bool:
-    """Shims exit a moment after their Shutdown: wait for that."""
-    return wait_until(lambda: not leftovers(hawserd, cid), 10, 0.1)
 
 
 def run_detached(api: Api, rootfs, name: str, *args: str) -> str:

@@ -37,9 +37,11 @@ def test_events_stream(hawserd, busybox_rootfs):
                 got.append(json.loads(line))
 
         threading.Thread(target=read, daemon=True).start()
-        assert wait_until(lambda: any(e["topic"] == "/tasks/exit" for e in got), 8), got
+        # an exited task is deleted (its shim goes)
+        assert wait_until(lambda: any(e["topic"] == "/tasks/delete" for e in got), 8), got
     finally:
         ev.kill()
         ev.wait()
-    assert [e["topic"] for e in got] == ["/tasks/create", "/tasks/start", "/tasks/exit"]
-    assert got[-1]["exit_status"] == 3
+    assert [e["topic"] for e in got] == ["/tasks/create", "/tasks/start", "/tasks/exit",
+                                         "/tasks/delete"]
+    assert got[2]["exit_status"] == 3

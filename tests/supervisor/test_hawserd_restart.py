@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
-from hawserd_harness import wait_until
+import pytest
+
+from hawserd_harness import alive, wait_until
 
 
 def info(hawserd, ref: str) -> dict:
@@ -74,3 +78,58 @@ def test_invalid_restart_policy_and_stop_signal(hawserd, busybox_rootfs):
         p = hawserd.ctl("create", *opt, "--rootfs", busybox_rootfs, "true", check=False)
         assert p.returncode == 125 and "(INVALID_ARGUMENT)" in p.stderr, p.stderr
     assert hawserd.records() == []
+
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_restart_policies_when_hawserd_starts_again(hawserd, busybox_rootfs, how):
+    """docker's rules when its daemon starts, after a graceful stop or SIGKILL of hawserd:
+    always: started again even after a stop by a user; unless-stopped: only if no user stopped
+    it; on-failure: if its exit while hawserd was down was a failure; no: stays exited; a
+    container that never ran stays created."""
+    cases = {    # name: (policy, what ends it: a stop by a user, or a signal while hawserd is down)
+        "always-stopped": ("always", "stop"),
+        "unless-stopped-stopped": ("unless-stopped", "stop"),
+        "unless-stopped-died": ("unless-stopped", signal.SIGKILL),
+        "on-failure-failed": ("on-failure:3", signal.SIGTERM),
+        "on-failure-succeeded": ("on-failure", signal.SIGUSR1),
+        "on-failure-stopped": ("on-failure", "stop"),
+        "no-died": ("no", signal.SIGKILL),
+    }
+    for name, (policy, _) in cases.items():
+        hawserd.ctl("run", "-d", "--name", name, "--restart", policy, "--rootfs",
+                    busybox_rootfs, "sh", "-c", "echo run; trap 'exit 1' TERM; "
+                    "trap 'exit 0' USR1; while true; do sleep 0.1; done")
+    hawserd.ctl("create", "--name", "always-created", "--restart", "always", "--rootfs",
+                busybox_rootfs, "sh", "-c", "echo run; sleep 1000")
+    stopped = [n for n, (_, end) in cases.items() if end == "stop"]
+    hawserd.ctl("stop", "-t", "5", *stopped)
+    assert wait_until(lambda: all(runs(hawserd, n) == 1 for n in cases), 10)
+    pids = {n: info(hawserd, n).get("pid", 0) for n in cases}
+    hawserd.stop() if how == "sigterm" else hawserd.sigkill()
+    for name, (_, end) in cases.items():
+        if end != "stop":
+            os.kill(pids[name], end)
+    assert wait_until(lambda: not any(pids[n] and alive(pids[n]) for n in cases))
+    hawserd.start()
+    want = {"always-stopped": "running", "unless-stopped-stopped": "exited",
+            "unless-stopped-died": "running", "on-failure-failed": "running",
+            "on-failure-succeeded": "exited", "on-failure-stopped": "exited",
+            "no-died": "exited", "always-created": "created"}
+    assert wait_until(lambda: all(info(hawserd, n)["status"] == s for n, s in want.items()),
+                      15), {n: info(hawserd, n)["status"] for n in want}
+    time.sleep(0.5)    # and nothing else starts
+    got = {n: info(hawserd, n) for n in want}
+    assert {n: c["status"] for n, c in got.items()} == want
+    for name, status in want.items():
+        assert runs(hawserd, name) == {"running": 2, "exited": 1, "created": 0}[status], name
+        if status == "running":
+            assert got[name]["pid"] != pids[name] and alive(got[name]["pid"])
+            assert got[name].get("restart_count", 0) == 0
+    assert [got[n].get("exit_status", 0) for n in ("on-failure-succeeded", "no-died",
+                                                  "unless-stopped-stopped")] == [0, 137, 1]
+    # a restarted one is under hawserd's control again: its next exit follows its policy
+    os.kill(got["on-failure-failed"]["pid"], signal.SIGTERM)
+    assert wait_until(lambda: runs(hawserd, "on-failure-failed") == 3 and
+                      info(hawserd, "on-failure-failed")["status"] == "running", 10)
+    assert info(hawserd, "on-failure-failed")["restart_count"] == 1
