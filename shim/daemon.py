@@ -161,12 +161,16 @@ def serve(flags: dict, listener=None) -> int:
     sdir = cli.state_dir(address, ns, cid)
     os.makedirs(sdir, mode=0o700, exist_ok=True)
 
+    left = []
+
     def leave() -> None:
         """No task left (Shutdown): the socket and the state directory go at once (containerd
         runs `delete` as soon as it has closed its connection), the process a moment later, once
-        the answer is out."""
+        the answer is out. Only then: a new shim for the same id may have them by the time this
+        process exits (same paths), so the exit must not remove them again."""
         _unlink(socket_path)
         state.remove_dir(sdir)
+        left.append(True)
         threads.after(0.02, reaper.wake_shutdown)
 
     publisher = Publisher(ns, os.environ.get("TTRPC_ADDRESS", ""), flags.get("publish-binary", ""),
@@ -178,11 +182,12 @@ def serve(flags: dict, listener=None) -> int:
     why = reaper.run()
     log("info" if why == "shutdown" else "warn", f"shim exiting ({why})")
     server.shutdown()
-    _unlink(socket_path)
+    if not left:
+        _unlink(socket_path)
     # queued events still go out (within 5 s), while this thread goes on reaping: the publish
     # binary, when it is used, is a child too
     threads.spawn(lambda: (publisher.close(5.0), reaper.wake_shutdown()))
     reaper.run()
-    if not service.containers:
+    if not service.containers and not left:
         state.remove_dir(sdir)
     os._exit(0)
