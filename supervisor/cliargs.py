@@ -249,8 +249,9 @@ class ArgumentParser(_Node):
         ps = self._positionals
         if ps and ps[-1].nargs == REMAINDER:
             singles = ps[:-1]
-            if any(p.nargs is not None for p in singles) or len(rest) < len(singles):
-                raise _Fallback
+            if any(p.nargs is not None for p in singles) or len(rest) < len(singles) or \
+                    (singles and "--" in rest[:len(singles) + 1]):
+                raise _Fallback     # argparse: a `--` next to a single positional is its own
             for p, value in zip(singles, rest):
                 values[p.dest] = self._convert(p, value)
             values[ps[-1].dest] = rest[len(singles):]
