@@ -103,8 +103,11 @@ def test_error_status_codes_and_messages(hawserd, lite, busybox_rootfs):
     code, details = status(c.Create, dup)
     assert code == "ALREADY_EXISTS" and "'dup' is in use" in details
     assert status(t.Start, api.StartRequest(container_id="dup"))[0] == "FAILED_PRECONDITION"
-    assert status(t.Update, api.UpdateTaskRequest(container_id="dup")) == \
-        ("UNIMPLEMENTED", "update is not implemented by hawserd yet")
+    assert status(t.Update, api.UpdateTaskRequest(container_id="dup", cpus=-1)) == \
+        ("INVALID_ARGUMENT", "cpus must be a finite number, not negative")
+    nosuch = ch.unary_unary("/hawser.v1.Tasks/NoSuch",
+                            response_deserializer=grpclite.message("google.protobuf.Empty").decode)
+    assert status(nosuch, api.PidsRequest())[0] == "UNIMPLEMENTED"
     # the connection serves on after errors
     assert c.Get(api.GetContainerRequest(id="dup")).container.name == "dup"
     assert status(c.Get, api.GetContainerRequest(id="x"), timeout=-1)[0] == "DEADLINE_EXCEEDED"
