@@ -4,6 +4,7 @@ streams on one connection, deadlines, cancellation, a bidirectional call; and it
 against protobuf's (the generated *_pb2 modules, MessageToDict)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -277,6 +278,25 @@ def test_server_going_away_ends_the_streams(hawserd, lite):
     with pytest.raises(grpclite.RpcError) as err:
         c.List(api.ListContainersRequest())
     assert err.value.code().name == "UNAVAILABLE"
+
+
+def test_stop_then_start_at_once_keeps_the_new_shim_reachable(hawserd, lite, busybox_rootfs):
+    """A fast client's `stop` then `start`: the old shim, exiting after its Shutdown, must not
+    remove the socket the new shim of the same container has bound meanwhile (hawserd restarted
+    would find the new shim unreachable and kill it)."""
+    ch, c, t = lite
+    cid = run_detached(c, t, busybox_rootfs, "sleep", "1000")
+    t.Stop(api.StopRequest(container_id=cid, timeout=1))
+    t.Create(api.CreateTaskRequest(container_id=cid))
+    t.Start(api.StartRequest(container_id=cid))
+    time.sleep(0.5)     # the old shim has exited by now
+    [rec] = [r for r in hawserd.records() if r["id"] == cid]
+    assert os.path.exists(rec["shim_address"][len("unix://"):])
+    hawserd.sigkill()
+    hawserd.start()
+    with grpclite.insecure_channel(hawserd.address) as ch2:
+        got = grpclite.Stub(ch2, "hawser.v1.Containers").Get(api.GetContainerRequest(id=cid))
+    assert got.container.status == 2     # running: taken back by the new hawserd
 
 
 # -- messages (no daemon)
