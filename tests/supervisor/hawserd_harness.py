@@ -43,7 +43,8 @@ def wait_until(pred, timeout: float = 10, step: float = 0.05) -> bool:
 
 
 class Hawserd:
-    def __init__(self):
+    def __init__(self, *extra: str):
+        self.extra = list(extra)    # more hawserd flags (--runtime runc)
         self.base = Path(tempfile.mkdtemp(prefix="hwd-", dir="/tmp"))
         self.root, self.state = self.base / "root", self.base / "state"
         self.socket = self.base / "hawserd.sock"
@@ -53,7 +54,7 @@ class Hawserd:
 
     def argv(self) -> list[str]:
         return [HAWSERD, "--root", str(self.root), "--state", str(self.state), "--address",
-                self.address, "--log-level", "debug"]
+                self.address, "--log-level", "debug", *self.extra]
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
