@@ -12,6 +12,7 @@ python=$bin/python3
 work=$(mktemp -d /tmp/hawser-demo.XXXXXX)
 name=hawser-demo-$$
 started=
+cgroups_before=$(ls -d /sys/fs/cgroup/*/hawserd 2>/dev/null || true)
 
 ctl() { echo "+ hawserctl $*" >&2; "$bin/hawserctl" "$@"; }
 
@@ -20,6 +21,10 @@ cleanup() {
     if [ -n "$started" ]; then
         kill -TERM "$started" 2>/dev/null || true
         wait "$started" 2>/dev/null || true
+        # the parent cgroups our hawserd made for its containers, if they were not there before
+        for d in /sys/fs/cgroup/*/hawserd; do
+            [ -d "$d" ] && ! grep -qxF "$d" <<<"$cgroups_before" && rmdir "$d" 2>/dev/null || true
+        done
     fi
     rm -rf --one-file-system "$work"
 }
