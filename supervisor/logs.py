@@ -52,11 +52,11 @@ def stdin_path(bundle: str) -> str:
     return os.path.join(bundle, "stdin")
 
 
-def make_fifos(bundle: str, stdin: bool = False) -> tuple[str, ...]:
-    """stdout, stderr (and stdin) FIFOs in the bundle."""
-    paths = fifo_paths(bundle) + ((stdin_path(bundle),) if stdin else ())
+def make_fifos(bundle: str, stdin: bool = False) -> tuple[str, str, str]:
+    """The stdin (when asked for, else ""), stdout and stderr FIFOs in the bundle."""
+    paths = (stdin_path(bundle) if stdin else "",) + fifo_paths(bundle)
     for p in paths:
-        if not os.path.exists(p):
+        if p and not os.path.exists(p):
             os.mkfifo(p, 0o600)
     return paths
 

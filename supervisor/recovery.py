@@ -42,7 +42,8 @@ from shim import cli as shim_cli
 from shim import ttrpc
 from shim.daemon import _can_connect
 from supervisor import bundle as bundles
-from supervisor import limits, logs, shims
+from supervisor import limits, shims
+from supervisor.procs import wait_gone
 
 logger = logging.getLogger("hawserd")
 INTENT = "hawserd-intent.json"
@@ -110,14 +111,6 @@ def shim_processes(address: str) -> dict[str, list[tuple[int, bool, str]]]:
 
 def _flag(argv: list[bytes], name: bytes) -> bytes:
     return argv[argv.index(name) + 1] if name in argv[:-1] else b""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 def _wait(pred, timeout: float, step: float = 0.02) -> bool:
@@ -231,11 +224,11 @@ class Recovery:
                         break
         # no answer anywhere: a daemon of ours still running for cid is hung (or exiting)
         for pid, daemon, _ in self.procs.get(cid, []):
-            if daemon and not _wait(lambda: not _alive(pid), 5):
+            if daemon and not wait_gone(pid, 5):
                 logger.warning("recovery: killing shim %d of %s, which does not answer", pid,
                                cid[:12])
                 os.kill(pid, 9)
-                _wait(lambda: not _alive(pid), 5)
+                wait_gone(pid, 5)
         return None
 
     def reconcile(self, rec: dict, intent: dict, shim: shims.ShimClient, shim_pid: int) -> None:
@@ -274,9 +267,8 @@ class Recovery:
         """Take a live task back: its output into the log again, its exit watched again."""
         from supervisor.supervisor import Task
         sup, cid = self.sup, rec["id"]
-        log = logs.JsonLog(sup.log_path(cid))
-        task = Task(shim, logs.Collector(rec["bundle"], log,
-                                         bool(rec["config"].get("terminal"))), log)
+        log, collector = sup.output(rec)
+        task = Task(shim, collector, log)
         sup.tasks[cid] = task
         sup._set(cid, status=status, pid=pid, shim_address=shim.address, shim_pid=shim_pid)
         sup._watch(cid, task)
@@ -327,13 +319,13 @@ class Recovery:
                     shim.call("Shutdown", id=cid, timeout=10)
                 except ttrpc.Error:
                     pass
-                if _wait(lambda: not _alive(shim_pid), 2):
+                if wait_gone(shim_pid, 2):
                     return
                 if time.monotonic() > deadline:
                     logger.warning("recovery: killing shim %d of %s, which does not exit",
                                    shim_pid, cid[:12])
                     os.kill(shim_pid, 9)
-                    _wait(lambda: not _alive(shim_pid), 5)
+                    wait_gone(shim_pid, 5)
                     return
         finally:
             shim.close()

@@ -11,7 +11,7 @@ import threading
 import time
 
 from supervisor import bundle as bundles
-from supervisor import limits, logs, recovery, shims
+from supervisor import limits, logs, procs, recovery, shims
 from supervisor.events import Hub
 from supervisor.store import NameTaken, Store
 
@@ -41,20 +41,6 @@ def signal_name(sig: str) -> str:
         return signal.Signals[name].name
     except (ValueError, KeyError):
         raise ValueError(f"invalid stop signal {sig!r}") from None
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    """Until process pid has exited (or is a zombie), at most timeout seconds: whether it has."""
-    deadline = time.monotonic() + timeout
-    while pid and time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-                    return True
-        except (OSError, IndexError):
-            return True
-        time.sleep(0.005)
-    return not pid
 
 
 class ApiError(Exception):
@@ -103,6 +89,11 @@ class Supervisor:
 
     def log_path(self, cid: str) -> str:
         return os.path.join(self.root, "containers", cid, f"{cid}-json.log")
+
+    def output(self, rec: dict) -> tuple[logs.JsonLog, logs.Collector]:
+        """The container's json log and a collector reading its task's output FIFOs into it."""
+        log = logs.JsonLog(self.log_path(rec["id"]))
+        return log, logs.Collector(rec["bundle"], log, bool(rec["config"].get("terminal")))
 
     def _set(self, cid: str, **changes) -> dict:
         rec = self.store.update(cid, **changes)
@@ -197,7 +188,7 @@ class Supervisor:
                 self.delete_task(cid, force=True)
                 # the new shim must not find the old one's socket still there (its `start`
                 # would hand out that address, which goes away with the old shim)
-                wait_gone(old_shim, 5.0)
+                procs.wait_gone(old_shim, 5.0)
             if not os.path.isdir(rec["rootfs"]):
                 raise ApiError("FAILED_PRECONDITION", f"rootfs {rec['rootfs']}: no such directory")
             try:
@@ -205,9 +196,8 @@ class Supervisor:
             except FileNotFoundError as e:
                 raise ApiError("FAILED_PRECONDITION", str(e)) from None
             path, terminal = rec["bundle"], bool(rec["config"].get("terminal"))
-            stdout, stderr, *stdin = logs.make_fifos(path, bool(rec["config"].get("open_stdin")))
-            log = logs.JsonLog(self.log_path(cid))
-            collector = logs.Collector(path, log, terminal)
+            stdin, stdout, stderr = logs.make_fifos(path, bool(rec["config"].get("open_stdin")))
+            log, collector = self.output(rec)
             shim = None
             try:
                 # before the shim exists: a crash from here on is rolled back by recovery
@@ -216,7 +206,7 @@ class Supervisor:
                 shim = shims.start_shim(self.flags, cid, path)
                 shim_pid = shim.call("Connect", id=cid).shim_pid
                 self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
-                pid = shim.create(path, "".join(stdin), stdout, stderr, terminal, binary,
+                pid = shim.create(path, stdin, stdout, stderr, terminal, binary,
                                   self.runtime_root)
             except (shims.Error, RuntimeError, OSError) as e:
                 collector.abort()
@@ -357,7 +347,7 @@ class Supervisor:
         try:
             self.kill(rec["id"], int(sig))
         except ApiError:
-            if not wait_gone(rec["pid"], 1.0):    # not because it exited meanwhile
+            if not procs.wait_gone(rec["pid"], 1.0):    # not because it exited meanwhile
                 raise
         try:
             self.wait(rec["id"], timeout)
