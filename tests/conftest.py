@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from leaks import removing_new_cgroup_parents
 from paths import HAWSER
 BUSYBOX = "/bin/busybox"
 
@@ -140,19 +141,5 @@ def hawser(tmp_path) -> Hawser:
 @pytest.fixture(scope="session", autouse=True)
 def remove_default_cgroup_parents():
     """Containers without a cgroupsPath live under /hawser/<id>; delete removes <id> and leaves the
-    shared parent, as runc does. The parents this test session created are removed at its end
-    (rmdir only succeeds on an empty cgroup, so nothing anyone still uses is touched)."""
-    def parents():
-        found = set()
-        for hierarchy in Path("/sys/fs/cgroup").iterdir():
-            if (hierarchy / "hawser").is_dir():
-                found.add(hierarchy / "hawser")
-        return found
-
-    before = parents()
-    yield
-    for parent in parents() - before:
-        try:
-            parent.rmdir()
-        except OSError:
-            pass
+    shared parent, as runc does. The parents this test session created are removed at its end."""
+    yield from removing_new_cgroup_parents("hawser")

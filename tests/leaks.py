@@ -37,6 +37,21 @@ def cgroup_dirs(cid: str) -> list[str]:
     return found
 
 
+def removing_new_cgroup_parents(name: str):
+    """A fixture body: the /sys/fs/cgroup/<hierarchy>/<name> parents that appear while it is
+    suspended are removed after (rmdir only succeeds on an empty cgroup, so nothing anyone still
+    uses is touched)."""
+    def parents():
+        return {h / name for h in CGROUP_ROOT.iterdir() if (h / name).is_dir()}
+    before = parents()
+    yield
+    for parent in parents() - before:
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
+
+
 def state_entries(root: Path) -> list[str]:
     """What the state root holds apart from its caches."""
     try:

@@ -1,21 +1,9 @@
 import os
-from pathlib import Path
 
 import pytest
 
 from hawserd_harness import Hawserd
-
-
-@pytest.fixture
-def hawserd():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    d = Hawserd()
-    try:
-        d.start()
-        yield d
-    finally:
-        d.cleanup()
+from leaks import removing_new_cgroup_parents
 
 
 @pytest.fixture
@@ -37,16 +25,12 @@ def hawserd_factory():
             d.cleanup()
 
 
+@pytest.fixture
+def hawserd(hawserd_factory):
+    return hawserd_factory()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def remove_hawserd_cgroup_parents():
     """Containers run under /hawserd/<id>; the parents this session created go at its end."""
-    def parents():
-        return {h / "hawserd" for h in Path("/sys/fs/cgroup").iterdir()
-                if (h / "hawserd").is_dir()}
-    before = parents()
-    yield
-    for parent in parents() - before:
-        try:
-            parent.rmdir()
-        except OSError:
-            pass
+    yield from removing_new_cgroup_parents("hawserd")
