@@ -13,6 +13,7 @@ work=$(mktemp -d /tmp/hawser-demo.XXXXXX)
 name=hawser-demo-$$
 started=
 cgroups_before=$(ls -d /sys/fs/cgroup/*/hawserd 2>/dev/null || true)
+dirs_before=$(ls -d /var/lib/hawserd /run/hawserd 2>/dev/null || true)
 
 ctl() { echo "+ hawserctl $*" >&2; "$bin/hawserctl" "$@"; }
 
@@ -24,6 +25,10 @@ cleanup() {
         # the parent cgroups our hawserd made for its containers, if they were not there before
         for d in /sys/fs/cgroup/*/hawserd; do
             [ -d "$d" ] && ! grep -qxF "$d" <<<"$cgroups_before" && rmdir "$d" 2>/dev/null || true
+        done
+        # and its store and state directories, if the demo's hawserd was the first to make them
+        for d in /var/lib/hawserd /run/hawserd; do
+            [ -d "$d" ] && ! grep -qxF "$d" <<<"$dirs_before" && rm -rf --one-file-system "$d"
         done
     fi
     rm -rf --one-file-system "$work"
