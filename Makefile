@@ -125,7 +125,7 @@ $(PROTO_MARK): $(PROTO_SRCS) protos/schema_gen.py | $(STAMP)
 # protos/hawser/ -> supervisor/api/: hawserd's gRPC API (package hawser.v1), messages and grpc
 # stubs, flat in one package with the imports between them made absolute, and schema.py, the
 # message layouts (with google.protobuf's Timestamp and Empty) for hawserctl's client, which uses
-# shim/wire.py instead of grpc and protobuf (supervisor/grpclite.py). Committed, like shim/proto.
+# shim/wire.py instead of grpc and protobuf (supervisor/client/grpclite.py). Committed, like shim/proto.
 define gen_api
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(VPY) -m grpc_tools.protoc -Iprotos --python_out="$$tmp" --grpc_python_out="$$tmp" \
@@ -142,10 +142,10 @@ $(API_MARK): $(API_PROTO_SRCS) protos/schema_gen.py | $(STAMP)
 	$(gen_api)
 
 $(VENV)/bin/hawserd: $(STAMP) Makefile
-	$(call write_launcher,supervisor.daemon_cli)
+	$(call write_launcher,supervisor.daemon.cli)
 
 $(VENV)/bin/hawserctl: $(STAMP) Makefile
-	$(call write_launcher,supervisor.ctl)
+	$(call write_launcher,supervisor.client.ctl)
 
 # PYTHONDONTWRITEBYTECODE=1 is set in this environment: without .pyc files every module would be
 # compiled from source at every start of the CLI. compileall writes them whatever that variable says.

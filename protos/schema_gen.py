@@ -5,7 +5,7 @@ Why a second output beside the *_pb2.py modules: the shim daemon encodes its mes
 small codec in shim/wire.py, because importing protobuf costs ~4-6 MiB of resident memory per shim
 (the issue's budget is 15 MiB for the whole process) and ~25 ms of start-up. The *_pb2 modules stay
 the reference (tests check the codec against them byte for byte) and serve other Python clients.
-hawserctl uses the same codec for hawser.v1 (supervisor/grpclite.py): importing grpc and protobuf
+hawserctl uses the same codec for hawser.v1 (supervisor/client/grpclite.py): importing grpc and protobuf
 was ~70 ms of each of its calls.
 
 Usage: python schema_gen.py DESCRIPTOR_SET OUTPUT.py [WHAT]   (run at build time: needs protobuf;

@@ -1,4 +1,4 @@
-"""supervisor/cliargs.py against argparse itself: hawserctl's parser (supervisor/ctl.py) built
+"""supervisor/client/cliargs.py against argparse itself: hawserctl's parser (supervisor/client/ctl.py) built
 once through cliargs and once as the real argparse parser replayed from the same calls. Wherever
 cliargs parses a command line on its own, argparse must give the same namespace; the usual
 command lines must not need argparse; whatever cliargs is unsure of goes to argparse."""
@@ -12,7 +12,7 @@ import random
 import pytest
 
 import hawserd_harness  # noqa: F401  (puts the repository first on sys.path)
-from supervisor import cliargs, ctl
+from supervisor.client import cliargs, ctl
 
 COMMON = [
     "version", "--address unix:///x.sock ps -a", "ps -aq", "ps --format json",

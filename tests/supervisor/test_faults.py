@@ -99,7 +99,7 @@ def test_fifty_clients_at_once_on_the_same_container(hawserd, api, busybox_rootf
     for t in threads:
         t.start()
     # docker-style clients at the same time: hawserctl inspect (a process each)
-    ctls = [subprocess.Popen([sys.executable, "-m", "supervisor.ctl", "--address",
+    ctls = [subprocess.Popen([sys.executable, "-m", "supervisor.client.ctl", "--address",
                               hawserd.address, "inspect", "crowd"], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(8)]

@@ -1,4 +1,4 @@
-"""supervisor/grpclite.py, hawserctl's gRPC client without grpc or protobuf, against a real
+"""supervisor/client/grpclite.py, hawserctl's gRPC client without grpc or protobuf, against a real
 hawserd (grpcio's server): unary calls, status codes, server streams with flow control, concurrent
 streams on one connection, deadlines, cancellation, a bidirectional call; and its messages
 against protobuf's (the generated *_pb2 modules, MessageToDict)."""
@@ -15,7 +15,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from hawserd_harness import HAWSERCTL
-from supervisor import grpclite, h2
+from supervisor.client import grpclite, h2
 from supervisor.api import containers_pb2, containers_pb2_grpc, tasks_pb2
 
 api = grpclite.package("hawser.v1")
@@ -41,13 +41,13 @@ def run_detached(c, t, rootfs, *args, **config) -> str:
 
 
 def test_hawserctl_version_imports_neither_grpc_nor_protobuf(hawserd):
-    """Nor argparse, re or enum (supervisor/cliargs.py): each of these costs milliseconds."""
+    """Nor argparse, re or enum (supervisor/client/cliargs.py): each of these costs milliseconds."""
     p = subprocess.run([sys.executable, "-I", "-S", "-X", "importtime", HAWSERCTL, "--address",
                         hawserd.address, "version"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout.startswith("Client: "), p.stderr
     modules = [line.split("|")[-1].strip() for line in p.stderr.splitlines()
                if line.startswith("import time:")]
-    assert "supervisor.grpclite" in modules
+    assert "supervisor.client.grpclite" in modules
     assert not [m for m in modules if m.split(".")[0] in ("grpc", "google", "argparse", "re",
                                                           "enum", "json")]
 

@@ -1,4 +1,4 @@
-"""supervisor/hpack.py with the examples of RFC 7541 Appendix C, and supervisor/h2.py's framing
+"""supervisor/client/hpack.py with the examples of RFC 7541 Appendix C, and supervisor/client/h2.py's framing
 against a peer scripted on a socketpair (what grpcio's server does not send on demand:
 CONTINUATION, padding, PING, GOAWAY, a closed send window)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 import pytest
 
 import hawserd_harness  # noqa: F401  (puts the repository first on sys.path)
-from supervisor import h2, hpack
+from supervisor.client import h2, hpack
 
 
 def dehex(text: str) -> bytes:

@@ -1,5 +1,5 @@
 """The metadata store on its own (SQLite, no daemon)."""
-from supervisor.store import Store
+from supervisor.containers.store import Store
 
 
 def test_a_new_container_has_no_shim_address(tmp_path):

@@ -1,4 +1,4 @@
-"""An HTTP/2 client connection (RFC 9113), as much of it as gRPC needs, for supervisor/grpclite.py.
+"""An HTTP/2 client connection (RFC 9113), as much of it as gRPC needs, for supervisor/client/grpclite.py.
 
 One thread reads the socket and hands each stream its events (response headers, data, trailers,
 reset); callers write frames whole under one lock, from any thread. Flow control: we open large
@@ -12,7 +12,7 @@ import _socket
 import time
 
 from shim import threads
-from supervisor import hpack
+from supervisor.client import hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # frame types

@@ -11,8 +11,9 @@ import queue
 import select
 import threading
 
-from supervisor import logs
-from supervisor.supervisor import ApiError, Supervisor
+from supervisor.tasks import logs
+from supervisor.errors import ApiError
+from supervisor.tasks.supervisor import Supervisor
 
 
 class Attachment:

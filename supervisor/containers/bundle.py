@@ -4,7 +4,7 @@ import json
 import os
 
 from runtime.specgen import default_spec
-from supervisor import limits
+from supervisor.containers import resources
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -34,7 +34,7 @@ def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd
         spec["mounts"].append({"destination": m["destination"], "type": "bind",
                                "source": m["source"],
                                "options": ["rbind", "ro" if m.get("read_only") else "rw"]})
-    spec["linux"].setdefault("resources", {}).update(limits.resources(config))
+    spec["linux"].setdefault("resources", {}).update(resources.resources(config))
     spec["linux"]["cgroupsPath"] = f"/{cgroup_parent}/{cid}"
     return spec
 

@@ -1,5 +1,5 @@
 """The supervisor's model: containers (records in the store, bundles under --state) and their
-tasks (one shim each). Errors are ApiError with a gRPC status code name; services.py maps them."""
+tasks (one shim each). Errors are ApiError with a gRPC status code name (supervisor/grpcutil.py)."""
 import json
 import logging
 import os
@@ -10,13 +10,17 @@ import signal
 import threading
 import time
 
-from supervisor import bundle as bundles
-from supervisor import limits, logs, procs, recovery, shims
-from supervisor.events import Hub
-from supervisor.store import NameTaken, Store
+from supervisor import procs
+from supervisor.containers import bundle as bundles
+from supervisor.containers import resources
+from supervisor.containers.labels import AUTOREMOVE
+from supervisor.containers.store import NameTaken, Store
+from supervisor.errors import ApiError
+from supervisor.events.hub import Hub
+from supervisor.tasks import intent, logs, recovery, shims
+from supervisor.tasks.task import Task
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-AUTOREMOVE = "hawser.autoremove"
 logger = logging.getLogger("hawserd")
 
 
@@ -41,20 +45,6 @@ def signal_name(sig: str) -> str:
         return signal.Signals[name].name
     except (ValueError, KeyError):
         raise ValueError(f"invalid stop signal {sig!r}") from None
-
-
-class ApiError(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-class Task:
-    """What hawserd holds for a live task: the shim connection and the log collector."""
-
-    def __init__(self, shim: shims.ShimClient, collector: logs.Collector, log: logs.JsonLog):
-        self.shim, self.collector, self.log = shim, collector, log
-        self.exited = threading.Event()
 
 
 class Supervisor:
@@ -120,7 +110,7 @@ class Supervisor:
             raise ApiError("FAILED_PRECONDITION", str(e)) from None
         config = dict(config)
         try:
-            limits.check(config)
+            resources.check(config)
             parse_restart_policy(config.get("restart_policy") or "")
             config["stop_signal"] = signal_name(config.get("stop_signal") or "")
         except ValueError as e:
@@ -164,7 +154,7 @@ class Supervisor:
                                                       " stop it first, or remove it with force")
             self.store.update(cid, stop_requested=1)
             if os.path.isdir(rec["bundle"]):    # a crash from here on: recovery completes it
-                recovery.begin(rec["bundle"], "remove", rec)
+                intent.begin(rec["bundle"], "remove", rec)
             if rec["shim_address"]:
                 self.delete_task(cid, force=True)
             self.store.remove(cid)
@@ -201,7 +191,7 @@ class Supervisor:
             shim = None
             try:
                 # before the shim exists: a crash from here on is rolled back by recovery
-                recovery.begin(path, "task", rec)
+                intent.begin(path, "task", rec)
                 self._set(cid, shim_address=shims.shim_address(self.flags, cid), shim_pid=0)
                 shim = shims.start_shim(self.flags, cid, path)
                 shim_pid = shim.call("Connect", id=cid).shim_pid
@@ -214,7 +204,7 @@ class Supervisor:
                     self._shutdown_shim(shim)
                 log.close()
                 self._set(cid, shim_address="", shim_pid=0)
-                recovery.end(path)
+                intent.end(path)
                 raise ApiError("FAILED_PRECONDITION", f"cannot create the task of "
                                                       f"{rec['name']}: {e}") from None
             self.tasks[cid] = Task(shim, collector, log)
@@ -239,7 +229,7 @@ class Supervisor:
             else:
                 rec = self._set(cid, status="running", pid=pid, restart_count=0,
                                 stop_requested=0)
-            recovery.end(rec["bundle"])
+            intent.end(rec["bundle"])
             self._watch(cid, task)
             return rec
 
@@ -465,7 +455,7 @@ class Supervisor:
 
     # -- restart recovery ----------------------------------------------------------------------
     def recover(self) -> None:
-        """At start-up, before serving: see supervisor/recovery.py."""
+        """At start-up, before serving: see supervisor/tasks/recovery.py."""
         recovery.Recovery(self).run()
 
     def close(self) -> None:

@@ -29,7 +29,6 @@ directory is one of its bundles (another --root may have used the same address).
 policies apply as docker's daemon does at start: `always` starts every container that had run
 (even one a user stopped), `unless-stopped` those a user had not stopped, `on-failure` those whose
 last exit (while hawserd was down, or before) was a failure with retries left."""
-import json
 import logging
 import os
 import shutil
@@ -41,43 +40,19 @@ from concurrent import futures
 from shim import cli as shim_cli
 from shim import ttrpc
 from shim.daemon import _can_connect
-from supervisor import bundle as bundles
-from supervisor import limits, shims
+from supervisor.containers import bundle as bundles
+from supervisor.containers.labels import AUTOREMOVE
+from supervisor.errors import ApiError
+from supervisor.tasks import limits, shims
+from supervisor.tasks.intent import end, pending
+from supervisor.tasks.task import Task
 from supervisor.procs import wait_gone
 
 logger = logging.getLogger("hawserd")
-INTENT = "hawserd-intent.json"
-AUTOREMOVE = "hawser.autoremove"
 # shim State codes (containerd.v1.types.Status)
 CREATED, RUNNING, STOPPED, PAUSED, PAUSING = 1, 2, 3, 4, 5
 SETTLE = 30.0       # the longest wait for a straggling `shim start`/`delete` or a busy shim
 WORKERS = 8
-
-
-# -- intents ---------------------------------------------------------------------------------------
-def begin(bundle: str, op: str, rec: dict) -> None:
-    """Record that op is under way on the container (before its first side effect), with the
-    status it had before: what a rollback returns to."""
-    prev = {k: rec[k] for k in ("status", "pid", "exit_status", "exited_at")}
-    tmp = os.path.join(bundle, "." + INTENT)
-    with open(tmp, "w") as f:
-        json.dump({"op": op, "prev": prev}, f)
-    os.replace(tmp, os.path.join(bundle, INTENT))
-
-
-def end(bundle: str) -> None:
-    try:
-        os.unlink(os.path.join(bundle, INTENT))
-    except FileNotFoundError:
-        pass
-
-
-def pending(bundle: str) -> dict:
-    try:
-        with open(os.path.join(bundle, INTENT)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 # -- this hawserd's shim processes ----------------------------------------------------------------
@@ -265,7 +240,6 @@ class Recovery:
     def adopt(self, rec: dict, shim: shims.ShimClient, shim_pid: int, pid: int,
               status: str) -> None:
         """Take a live task back: its output into the log again, its exit watched again."""
-        from supervisor.supervisor import Task
         sup, cid = self.sup, rec["id"]
         log, collector = sup.output(rec)
         task = Task(shim, collector, log)
@@ -390,7 +364,6 @@ def wants_restart_on_boot(sup, rec: dict) -> bool:
 
 def restart_on_boot(sup, cid: str) -> None:
     """A start as a user's (the restart count and the stop by a user are reset, as docker does)."""
-    from supervisor.supervisor import ApiError
     with sup.lock(cid):
         rec = sup.store.get(cid)
         if rec is None or not wants_restart_on_boot(sup, rec):

@@ -16,7 +16,7 @@ import os
 import sys
 
 from runtime import jsonlite as json    # json's output, without json's import (re-based, ~1 ms)
-from supervisor import cliargs as argparse    # argparse's parse without its import (~12 ms)
+from supervisor.client import cliargs as argparse    # argparse's parse without its import (~12 ms)
 
 DEFAULT_ADDRESS = "unix:///run/hawserd/hawserd.sock"
 STATUS_NAMES = {0: "unknown", 1: "created", 2: "running", 3: "exited", 4: "paused"}
@@ -24,12 +24,12 @@ UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 class Api:
-    """hawserd's services through supervisor/grpclite.py (grpcio's interface without importing
+    """hawserd's services through supervisor/client/grpclite.py (grpcio's interface without importing
     grpc or protobuf, ~70 ms of every command): stubs, the hawser.v1 messages, grpc = RpcError's
     module."""
 
     def __init__(self, address: str):
-        from supervisor import grpclite
+        from supervisor.client import grpclite
         self.grpc = grpclite
         self.channel = grpclite.insecure_channel(address)
         self.cpb = self.tpb = self.epb = grpclite.package("hawser.v1")
@@ -52,7 +52,7 @@ def parse_size(text: str) -> int:
 
 
 def container_dict(c) -> dict:
-    from supervisor.messages import message_to_dict
+    from supervisor.client.messages import message_to_dict
     d = message_to_dict(c)    # as protobuf's MessageToDict(c, preserving_proto_field_name=True)
     d["status"] = STATUS_NAMES.get(c.status, "unknown")
     return d
@@ -123,7 +123,7 @@ def cmd_run(api: Api, a) -> int:
 def start_attached(api: Api, cid: str, stdin: bool, terminal: bool) -> int:
     """Task created, our session attached, then started: its whole output is ours; the exit
     status once its output has ended."""
-    from supervisor import session
+    from supervisor.client import session
     api.t.Create(api.tpb.CreateTaskRequest(container_id=cid))
     with session.RawTerminal(terminal and stdin):
         session.attach(api, cid, stdin, terminal, when_attached=lambda: api.t.Start(
@@ -141,7 +141,7 @@ def cmd_start(api, a):
 
 
 def cmd_attach(api, a):
-    from supervisor import session
+    from supervisor.client import session
     c = api.get(a.container)
     stdin = c.config.open_stdin and not a.no_stdin
     with session.RawTerminal(c.config.terminal and stdin):
@@ -241,7 +241,7 @@ def cmd_exec(api, a):
     import tempfile
     import threading
 
-    from supervisor import session
+    from supervisor.client import session
     c = api.get(a.container)
     exec_id = "exec-" + secrets.token_hex(8)
     req = dict(container_id=c.id, exec_id=exec_id, args=a.command, env=a.env, cwd=a.workdir,

@@ -64,9 +64,10 @@ def main(argv=None) -> int:
     lock = take_lock(root)  # noqa: F841 (held for the life of the process)
 
     import grpc
-    from supervisor import services, shims
-    from supervisor.events import ForwardServer, Hub
-    from supervisor.supervisor import Supervisor
+    from supervisor.daemon import server as services
+    from supervisor.events.hub import ForwardServer, Hub
+    from supervisor.tasks import shims
+    from supervisor.tasks.supervisor import Supervisor
     try:
         shims.runtime_binary(args.runtime)
     except FileNotFoundError as e:

@@ -4,42 +4,18 @@ changed on a running task through the shim's Update (containerd's task API: the 
 JSON in a google.protobuf.Any), as `hawserctl update` asks. The new limits are in the record's
 config (inspect shows them) and in the bundle, so a later task of the container keeps them."""
 import json
-import math
 import os
 
-from supervisor import shims
+from supervisor.containers import bundle as bundles
+from supervisor.containers.resources import FIELDS, check, resources
+from supervisor.errors import ApiError
+from supervisor.tasks import intent, shims
 
-FIELDS = ("memory_limit", "pids_limit", "cpus")
-CPU_PERIOD = 100000
 RESOURCES_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
-
-
-def check(values: dict) -> None:
-    """ValueError for a negative or non-finite limit, or more CPUs than the host could have."""
-    for limit in FIELDS:
-        value = values.get(limit) or 0
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{limit} must be a finite number, not negative")
-    if (values.get("cpus") or 0) > (os.cpu_count() or 1) * 1024:
-        raise ValueError(f"cpus {values['cpus']} is more than this host has")
-
-
-def resources(config: dict) -> dict:
-    """LinuxResources for the limits config sets."""
-    res = {}
-    if config.get("memory_limit"):
-        res["memory"] = {"limit": int(config["memory_limit"])}
-    if config.get("pids_limit"):
-        res["pids"] = {"limit": int(config["pids_limit"])}
-    if config.get("cpus"):
-        res["cpu"] = {"period": CPU_PERIOD, "quota": int(float(config["cpus"]) * CPU_PERIOD)}
-    return res
 
 
 def update(sup, ref: str, values: dict) -> dict:
     """Change the limits given (non-zero) of a container with a running or paused task."""
-    from supervisor import recovery
-    from supervisor.supervisor import ApiError
     try:
         check(values)
     except ValueError as e:
@@ -55,7 +31,7 @@ def update(sup, ref: str, values: dict) -> dict:
             raise ApiError("FAILED_PRECONDITION", f"container {ref} has no running task: "
                                                   f"it is {rec['status'] if rec else 'gone'}")
         old_config, bundle = rec["config"], rec["bundle"]
-        recovery.begin(bundle, "update", rec)
+        intent.begin(bundle, "update", rec)
         old_spec = None
         try:
             old_spec = _write(bundle, dict(old_config, **given))
@@ -68,7 +44,7 @@ def update(sup, ref: str, values: dict) -> dict:
             raise ApiError("FAILED_PRECONDITION", f"update {rec['name']}: "
                                                   f"{e.args[-1] if e.args else e}") from None
         finally:
-            recovery.end(bundle)
+            intent.end(bundle)
     sup.hub.publish("/containers/update", cid)
     return rec
 
@@ -94,5 +70,4 @@ def _write(bundle: str, config: dict) -> dict:
 
 
 def _write_spec(bundle: str, spec: dict) -> None:
-    from supervisor import bundle as bundles
     bundles.write_bundle(bundle, spec)

@@ -18,8 +18,8 @@ Error = ttrpc.Error
 
 
 def shim_binary() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
-    venv_bin = os.path.join(os.path.dirname(here), ".venv", "bin", "containerd-shim-hawser-v2")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    venv_bin = os.path.join(repo, ".venv", "bin", "containerd-shim-hawser-v2")
     return venv_bin if os.access(venv_bin, os.X_OK) else \
         shutil.which("containerd-shim-hawser-v2") or venv_bin
 

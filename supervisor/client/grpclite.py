@@ -2,9 +2,9 @@
 
 Why: those imports were ~70 ms of every hawserctl command (grpc ~50 ms, the generated *_pb2
 modules ~20 ms): a third of `hawserctl run --rm true`. hawserd still serves with grpcio;
-this speaks the same protocol over its unix socket: HTTP/2 (supervisor/h2.py, HPACK in
-supervisor/hpack.py), gRPC's length-prefixed messages and grpc-status trailers, and the messages of
-hawser.v1 encoded by the shim's codec (supervisor/messages.py on shim/wire.py).
+this speaks the same protocol over its unix socket: HTTP/2 (supervisor/client/h2.py, HPACK in
+supervisor/client/hpack.py), gRPC's length-prefixed messages and grpc-status trailers, and the messages of
+hawser.v1 encoded by the shim's codec (supervisor/client/messages.py on shim/wire.py).
 
 The interface is the part of grpcio's that hawserctl uses, so that code reads the same:
 
@@ -23,9 +23,10 @@ import os
 import time
 
 from shim import threads, wire
-from supervisor import VERSION, h2
+from supervisor import VERSION
+from supervisor.client import h2
 # hawser.v1's messages, here too for hawserctl: grpclite.package("hawser.v1"), Empty()...
-from supervisor.messages import Empty, message, message_to_dict, package  # noqa: F401
+from supervisor.client.messages import Empty, message, message_to_dict, package  # noqa: F401
 
 USER_AGENT = f"hawserctl/{VERSION} grpclite"
 

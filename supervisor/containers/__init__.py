@@ -1,0 +1,1 @@
+"""Containers: their records (store.py), OCI bundles (bundle.py) and the Containers service."""

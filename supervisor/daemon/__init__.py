@@ -1,0 +1,1 @@
+"""hawserd's wiring: its command line (cli.py) and gRPC server (server.py)."""

@@ -1,0 +1,1 @@
+"""The Version and Health services."""
