@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahawser/v1/containers.proto\x12\thawser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/protobuf/empty.proto\"\x99\x02\n\x0f\x43ontainerConfig\x12\x0c\n\x04\x61rgs\x18\x01 \x03(\t\x12\x0b\n\x03\x65nv\x18\x02 \x03(\t\x12\x0b\n\x03\x63wd\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08hostname\x18\x05 \x01(\t\x12\x10\n\x08terminal\x18\x06 \x01(\x08\x12\x14\n\x0cmemory_limit\x18\x07 \x01(\x03\x12\x12\n\npids_limit\x18\x08 \x01(\x03\x12\x0c\n\x04\x63pus\x18\t \x01(\x01\x12\x11\n\tread_only\x18\n \x01(\x08\x12\x13\n\x0bstop_signal\x18\x0b \x01(\t\x12\x16\n\x0erestart_policy\x18\x0c \x01(\t\x12 \n\x06mounts\x18\r \x03(\x0b\x32\x10.hawser.v1.Mount\x12\x12\n\nopen_stdin\x18\x0e \x01(\x08\"?\n\x05Mount\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x11\n\tread_only\x18\x03 \x01(\x08\"\xb0\x03\n\tContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1a.hawser.v1.ContainerConfig\x12\x0e\n\x06rootfs\x18\x04 \x01(\t\x12\x0f\n\x07runtime\x18\x05 \x01(\t\x12\x30\n\x06labels\x18\x06 \x03(\x0b\x32 .hawser.v1.Container.LabelsEntry\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06status\x18\x08 \x01(\x0e\x32\x11.hawser.v1.Status\x12\x0b\n\x03pid\x18\t \x01(\r\x12\x13\n\x0b\x65xit_status\x18\n \x01(\r\x12-\n\texited_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x62undle\x18\x0c \x01(\t\x12\x10\n\x08log_path\x18\r \x01(\t\x12\x15\n\rrestart_count\x18\x0e \x01(\r\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xed\x01\n\x16\x43reateContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1a.hawser.v1.ContainerConfig\x12\x0e\n\x06rootfs\x18\x04 \x01(\t\x12\x0f\n\x07runtime\x18\x05 \x01(\t\x12=\n\x06labels\x18\x06 \x03(\x0b\x32-.hawser.v1.CreateContainerRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x17\x43reateContainerResponse\x12\'\n\tcontainer\x18\x01 \x01(\x0b\x32\x14.hawser.v1.Container\"!\n\x13GetContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x14GetContainerResponse\x12\'\n\tcontainer\x18\x01 \x01(\x0b\x32\x14.hawser.v1.Container\"5\n\x15ListContainersRequest\x12\x0f\n\x07\x66ilters\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"B\n\x16ListContainersResponse\x12(\n\ncontainers\x18\x01 \x03(\x0b\x32\x14.hawser.v1.Container\"\x93\x01\n\x13UpdateLabelsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x34\n\x03set\x18\x02 \x03(\x0b\x32\'.hawser.v1.UpdateLabelsRequest.SetEntry\x12\x0e\n\x06remove\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x14UpdateLabelsResponse\x12\'\n\tcontainer\x18\x01 \x01(\x0b\x32\x14.hawser.v1.Container\"3\n\x16\x44\x65leteContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"7\n\x0bLogsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\x03\"5\n\x08LogEntry\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0b\n\x03log\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\t*H\n\x06Status\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07\x43REATED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\x0b\n\x07STOPPED\x10\x03\x12\n\n\x06PAUSED\x10\x04\x32\xbf\x03\n\nContainers\x12O\n\x06\x43reate\x12!.hawser.v1.CreateContainerRequest\x1a\".hawser.v1.CreateContainerResponse\x12\x46\n\x03Get\x12\x1e.hawser.v1.GetContainerRequest\x1a\x1f.hawser.v1.GetContainerResponse\x12K\n\x04List\x12 .hawser.v1.ListContainersRequest\x1a!.hawser.v1.ListContainersResponse\x12O\n\x0cUpdateLabels\x12\x1e.hawser.v1.UpdateLabelsRequest\x1a\x1f.hawser.v1.UpdateLabelsResponse\x12\x43\n\x06\x44\x65lete\x12!.hawser.v1.DeleteContainerRequest\x1a\x16.google.protobuf.Empty\x12\x35\n\x04Logs\x12\x16.hawser.v1.LogsRequest\x1a\x13.hawser.v1.LogEntry0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ahawser/v1/containers.proto\x12\thawser.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bgoogle/protobuf/empty.proto\"\xed\x02\n\x0f\x43ontainerConfig\x12\x0c\n\x04\x61rgs\x18\x01 \x03(\t\x12\x0b\n\x03\x65nv\x18\x02 \x03(\t\x12\x0b\n\x03\x63wd\x18\x03 \x01(\t\x12\x0c\n\x04user\x18\x04 \x01(\t\x12\x10\n\x08hostname\x18\x05 \x01(\t\x12\x10\n\x08terminal\x18\x06 \x01(\x08\x12\x14\n\x0cmemory_limit\x18\x07 \x01(\x03\x12\x12\n\npids_limit\x18\x08 \x01(\x03\x12\x0c\n\x04\x63pus\x18\t \x01(\x01\x12\x11\n\tread_only\x18\n \x01(\x08\x12\x13\n\x0bstop_signal\x18\x0b \x01(\t\x12\x16\n\x0erestart_policy\x18\x0c \x01(\t\x12 \n\x06mounts\x18\r \x03(\x0b\x32\x10.hawser.v1.Mount\x12\x12\n\nopen_stdin\x18\x0e \x01(\x08\x12\x12\n\nentrypoint\x18\x0f \x03(\t\x12\x16\n\x0e\x65ntrypoint_set\x18\x10 \x01(\x08\x12\x15\n\rexposed_ports\x18\x11 \x03(\t\x12\x0f\n\x07volumes\x18\x12 \x03(\t\"?\n\x05Mount\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65stination\x18\x02 \x01(\t\x12\x11\n\tread_only\x18\x03 \x01(\x08\"\x93\x04\n\tContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1a.hawser.v1.ContainerConfig\x12\x0e\n\x06rootfs\x18\x04 \x01(\t\x12\x0f\n\x07runtime\x18\x05 \x01(\t\x12\x30\n\x06labels\x18\x06 \x03(\x0b\x32 .hawser.v1.Container.LabelsEntry\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06status\x18\x08 \x01(\x0e\x32\x11.hawser.v1.Status\x12\x0b\n\x03pid\x18\t \x01(\r\x12\x13\n\x0b\x65xit_status\x18\n \x01(\r\x12-\n\texited_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x62undle\x18\x0c \x01(\t\x12\x10\n\x08log_path\x18\r \x01(\t\x12\x15\n\rrestart_count\x18\x0e \x01(\r\x12\r\n\x05image\x18\x0f \x01(\t\x12\x10\n\x08image_id\x18\x10 \x01(\t\x12.\n\nstarted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08snapshot\x18\x12 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xfc\x01\n\x16\x43reateContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1a.hawser.v1.ContainerConfig\x12\x0e\n\x06rootfs\x18\x04 \x01(\t\x12\r\n\x05image\x18\x07 \x01(\t\x12\x0f\n\x07runtime\x18\x05 \x01(\t\x12=\n\x06labels\x18\x06 \x03(\x0b\x32-.hawser.v1.CreateContainerRequest.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x17\x43reateContainerResponse\x12\'\n\tcontainer\x18\x01 \x01(\x0b\x32\x14.hawser.v1.Container\"!\n\x13GetContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"?\n\x14GetContainerResponse\x12\'\n\tcontainer\x18\x01 \x01(\x0b\x32\x14.hawser.v1.Container\"5\n\x15ListContainersRequest\x12\x0f\n\x07\x66ilters\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"B\n\x16ListContainersResponse\x12(\n\ncontainers\x18\x01 \x03(\x0b\x32\x14.hawser.v1.Container\"\x93\x01\n\x13UpdateLabelsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x34\n\x03set\x18\x02 \x03(\x0b\x32\'.hawser.v1.UpdateLabelsRequest.SetEntry\x12\x0e\n\x06remove\x18\x03 \x03(\t\x1a*\n\x08SetEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\x14UpdateLabelsResponse\x12\'\n\tcontainer\x18\x01 \x01(\x0b\x32\x14.hawser.v1.Container\"3\n\x16\x44\x65leteContainerRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"7\n\x0bLogsRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x0c\n\x04tail\x18\x03 \x01(\x03\"5\n\x08LogEntry\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0b\n\x03log\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\t\"\x19\n\x0b\x44iffRequest\x12\n\n\x02id\x18\x01 \x01(\t\"$\n\x06\x43hange\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\"2\n\x0c\x44iffResponse\x12\"\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x11.hawser.v1.Change*H\n\x06Status\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0b\n\x07\x43REATED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\x0b\n\x07STOPPED\x10\x03\x12\n\n\x06PAUSED\x10\x04\x32\xf8\x03\n\nContainers\x12O\n\x06\x43reate\x12!.hawser.v1.CreateContainerRequest\x1a\".hawser.v1.CreateContainerResponse\x12\x46\n\x03Get\x12\x1e.hawser.v1.GetContainerRequest\x1a\x1f.hawser.v1.GetContainerResponse\x12K\n\x04List\x12 .hawser.v1.ListContainersRequest\x1a!.hawser.v1.ListContainersResponse\x12O\n\x0cUpdateLabels\x12\x1e.hawser.v1.UpdateLabelsRequest\x1a\x1f.hawser.v1.UpdateLabelsResponse\x12\x43\n\x06\x44\x65lete\x12!.hawser.v1.DeleteContainerRequest\x1a\x16.google.protobuf.Empty\x12\x35\n\x04Logs\x12\x16.hawser.v1.LogsRequest\x1a\x13.hawser.v1.LogEntry0\x01\x12\x37\n\x04\x44iff\x12\x16.hawser.v1.DiffRequest\x1a\x17.hawser.v1.DiffResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,42 +39,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECONTAINERREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_UPDATELABELSREQUEST_SETENTRY']._loaded_options = None
   _globals['_UPDATELABELSREQUEST_SETENTRY']._serialized_options = b'8\001'
-  _globals['_STATUS']._serialized_start=1798
-  _globals['_STATUS']._serialized_end=1870
+  _globals['_STATUS']._serialized_start=2113
+  _globals['_STATUS']._serialized_end=2185
   _globals['_CONTAINERCONFIG']._serialized_start=104
-  _globals['_CONTAINERCONFIG']._serialized_end=385
-  _globals['_MOUNT']._serialized_start=387
-  _globals['_MOUNT']._serialized_end=450
-  _globals['_CONTAINER']._serialized_start=453
-  _globals['_CONTAINER']._serialized_end=885
-  _globals['_CONTAINER_LABELSENTRY']._serialized_start=840
-  _globals['_CONTAINER_LABELSENTRY']._serialized_end=885
-  _globals['_CREATECONTAINERREQUEST']._serialized_start=888
-  _globals['_CREATECONTAINERREQUEST']._serialized_end=1125
-  _globals['_CREATECONTAINERREQUEST_LABELSENTRY']._serialized_start=840
-  _globals['_CREATECONTAINERREQUEST_LABELSENTRY']._serialized_end=885
-  _globals['_CREATECONTAINERRESPONSE']._serialized_start=1127
-  _globals['_CREATECONTAINERRESPONSE']._serialized_end=1193
-  _globals['_GETCONTAINERREQUEST']._serialized_start=1195
-  _globals['_GETCONTAINERREQUEST']._serialized_end=1228
-  _globals['_GETCONTAINERRESPONSE']._serialized_start=1230
-  _globals['_GETCONTAINERRESPONSE']._serialized_end=1293
-  _globals['_LISTCONTAINERSREQUEST']._serialized_start=1295
-  _globals['_LISTCONTAINERSREQUEST']._serialized_end=1348
-  _globals['_LISTCONTAINERSRESPONSE']._serialized_start=1350
-  _globals['_LISTCONTAINERSRESPONSE']._serialized_end=1416
-  _globals['_UPDATELABELSREQUEST']._serialized_start=1419
-  _globals['_UPDATELABELSREQUEST']._serialized_end=1566
-  _globals['_UPDATELABELSREQUEST_SETENTRY']._serialized_start=1524
-  _globals['_UPDATELABELSREQUEST_SETENTRY']._serialized_end=1566
-  _globals['_UPDATELABELSRESPONSE']._serialized_start=1568
-  _globals['_UPDATELABELSRESPONSE']._serialized_end=1631
-  _globals['_DELETECONTAINERREQUEST']._serialized_start=1633
-  _globals['_DELETECONTAINERREQUEST']._serialized_end=1684
-  _globals['_LOGSREQUEST']._serialized_start=1686
-  _globals['_LOGSREQUEST']._serialized_end=1741
-  _globals['_LOGENTRY']._serialized_start=1743
-  _globals['_LOGENTRY']._serialized_end=1796
-  _globals['_CONTAINERS']._serialized_start=1873
-  _globals['_CONTAINERS']._serialized_end=2320
+  _globals['_CONTAINERCONFIG']._serialized_end=469
+  _globals['_MOUNT']._serialized_start=471
+  _globals['_MOUNT']._serialized_end=534
+  _globals['_CONTAINER']._serialized_start=537
+  _globals['_CONTAINER']._serialized_end=1068
+  _globals['_CONTAINER_LABELSENTRY']._serialized_start=1023
+  _globals['_CONTAINER_LABELSENTRY']._serialized_end=1068
+  _globals['_CREATECONTAINERREQUEST']._serialized_start=1071
+  _globals['_CREATECONTAINERREQUEST']._serialized_end=1323
+  _globals['_CREATECONTAINERREQUEST_LABELSENTRY']._serialized_start=1023
+  _globals['_CREATECONTAINERREQUEST_LABELSENTRY']._serialized_end=1068
+  _globals['_CREATECONTAINERRESPONSE']._serialized_start=1325
+  _globals['_CREATECONTAINERRESPONSE']._serialized_end=1391
+  _globals['_GETCONTAINERREQUEST']._serialized_start=1393
+  _globals['_GETCONTAINERREQUEST']._serialized_end=1426
+  _globals['_GETCONTAINERRESPONSE']._serialized_start=1428
+  _globals['_GETCONTAINERRESPONSE']._serialized_end=1491
+  _globals['_LISTCONTAINERSREQUEST']._serialized_start=1493
+  _globals['_LISTCONTAINERSREQUEST']._serialized_end=1546
+  _globals['_LISTCONTAINERSRESPONSE']._serialized_start=1548
+  _globals['_LISTCONTAINERSRESPONSE']._serialized_end=1614
+  _globals['_UPDATELABELSREQUEST']._serialized_start=1617
+  _globals['_UPDATELABELSREQUEST']._serialized_end=1764
+  _globals['_UPDATELABELSREQUEST_SETENTRY']._serialized_start=1722
+  _globals['_UPDATELABELSREQUEST_SETENTRY']._serialized_end=1764
+  _globals['_UPDATELABELSRESPONSE']._serialized_start=1766
+  _globals['_UPDATELABELSRESPONSE']._serialized_end=1829
+  _globals['_DELETECONTAINERREQUEST']._serialized_start=1831
+  _globals['_DELETECONTAINERREQUEST']._serialized_end=1882
+  _globals['_LOGSREQUEST']._serialized_start=1884
+  _globals['_LOGSREQUEST']._serialized_end=1939
+  _globals['_LOGENTRY']._serialized_start=1941
+  _globals['_LOGENTRY']._serialized_end=1994
+  _globals['_DIFFREQUEST']._serialized_start=1996
+  _globals['_DIFFREQUEST']._serialized_end=2021
+  _globals['_CHANGE']._serialized_start=2023
+  _globals['_CHANGE']._serialized_end=2059
+  _globals['_DIFFRESPONSE']._serialized_start=2061
+  _globals['_DIFFRESPONSE']._serialized_end=2111
+  _globals['_CONTAINERS']._serialized_start=2188
+  _globals['_CONTAINERS']._serialized_end=2692
 # @@protoc_insertion_point(module_scope)

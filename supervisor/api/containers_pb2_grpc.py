@@ -65,6 +65,11 @@ class ContainersStub:
                 request_serializer=hawser_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
                 response_deserializer=hawser_dot_v1_dot_containers__pb2.LogEntry.FromString,
                 _registered_method=True)
+        self.Diff = channel.unary_unary(
+                '/hawser.v1.Containers/Diff',
+                request_serializer=hawser_dot_v1_dot_containers__pb2.DiffRequest.SerializeToString,
+                response_deserializer=hawser_dot_v1_dot_containers__pb2.DiffResponse.FromString,
+                _registered_method=True)
 
 
 class ContainersServicer:
@@ -108,6 +113,14 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Diff(self, request, context):
+        """What the container changed in its root filesystem (its writable snapshot) against its
+        image: docker diff's A/C/D lines.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +153,11 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.Logs,
                     request_deserializer=hawser_dot_v1_dot_containers__pb2.LogsRequest.FromString,
                     response_serializer=hawser_dot_v1_dot_containers__pb2.LogEntry.SerializeToString,
+            ),
+            'Diff': grpc.unary_unary_rpc_method_handler(
+                    servicer.Diff,
+                    request_deserializer=hawser_dot_v1_dot_containers__pb2.DiffRequest.FromString,
+                    response_serializer=hawser_dot_v1_dot_containers__pb2.DiffResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -304,6 +322,33 @@ class Containers:
             '/hawser.v1.Containers/Logs',
             hawser_dot_v1_dot_containers__pb2.LogsRequest.SerializeToString,
             hawser_dot_v1_dot_containers__pb2.LogEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Diff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hawser.v1.Containers/Diff',
+            hawser_dot_v1_dot_containers__pb2.DiffRequest.SerializeToString,
+            hawser_dot_v1_dot_containers__pb2.DiffResponse.FromString,
             options,
             channel_credentials,
             insecure,

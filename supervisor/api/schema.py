@@ -27,10 +27,25 @@ MESSAGES = {
         ('stream', 1, 9, None),
         ('data', 2, 12, None),
     ),
+    'hawser.v1.Change': (
+        ('kind', 1, 9, None),
+        ('path', 2, 9, None),
+    ),
     'hawser.v1.CloseIORequest': (
         ('container_id', 1, 9, None),
         ('exec_id', 2, 9, None),
         ('stdin', 3, 8, None),
+    ),
+    'hawser.v1.CommitRequest': (
+        ('container', 1, 9, None),
+        ('name', 2, 9, None),
+        ('changes', 3, 'repeated:9', None),
+        ('message', 4, 9, None),
+        ('author', 5, 9, None),
+        ('pause', 6, 8, None),
+    ),
+    'hawser.v1.CommitResponse': (
+        ('image', 1, 11, 'hawser.v1.Image'),
     ),
     'hawser.v1.Container': (
         ('id', 1, 9, None),
@@ -47,6 +62,10 @@ MESSAGES = {
         ('bundle', 12, 9, None),
         ('log_path', 13, 9, None),
         ('restart_count', 14, 13, None),
+        ('image', 15, 9, None),
+        ('image_id', 16, 9, None),
+        ('started_at', 17, 11, 'google.protobuf.Timestamp'),
+        ('snapshot', 18, 9, None),
     ),
     'hawser.v1.ContainerConfig': (
         ('args', 1, 'repeated:9', None),
@@ -63,12 +82,17 @@ MESSAGES = {
         ('restart_policy', 12, 9, None),
         ('mounts', 13, 'repeated:11', 'hawser.v1.Mount'),
         ('open_stdin', 14, 8, None),
+        ('entrypoint', 15, 'repeated:9', None),
+        ('entrypoint_set', 16, 8, None),
+        ('exposed_ports', 17, 'repeated:9', None),
+        ('volumes', 18, 'repeated:9', None),
     ),
     'hawser.v1.CreateContainerRequest': (
         ('id', 1, 9, None),
         ('name', 2, 9, None),
         ('config', 3, 11, 'hawser.v1.ContainerConfig'),
         ('rootfs', 4, 9, None),
+        ('image', 7, 9, None),
         ('runtime', 5, 9, None),
         ('labels', 6, 'map:9:9', None),
     ),
@@ -86,6 +110,14 @@ MESSAGES = {
         ('id', 1, 9, None),
         ('force', 2, 8, None),
     ),
+    'hawser.v1.DeleteImageRequest': (
+        ('ref', 1, 9, None),
+        ('force', 2, 8, None),
+    ),
+    'hawser.v1.DeleteImageResponse': (
+        ('untagged', 1, 'repeated:9', None),
+        ('deleted', 2, 'repeated:9', None),
+    ),
     'hawser.v1.DeleteTaskRequest': (
         ('container_id', 1, 9, None),
         ('exec_id', 2, 9, None),
@@ -96,6 +128,12 @@ MESSAGES = {
         ('pid', 2, 13, None),
         ('exit_status', 3, 13, None),
         ('exited_at', 4, 11, 'google.protobuf.Timestamp'),
+    ),
+    'hawser.v1.DiffRequest': (
+        ('id', 1, 9, None),
+    ),
+    'hawser.v1.DiffResponse': (
+        ('changes', 1, 'repeated:11', 'hawser.v1.Change'),
     ),
     'hawser.v1.Envelope': (
         ('timestamp', 1, 11, 'google.protobuf.Timestamp'),
@@ -124,8 +162,35 @@ MESSAGES = {
     'hawser.v1.GetContainerResponse': (
         ('container', 1, 11, 'hawser.v1.Container'),
     ),
+    'hawser.v1.GetImageRequest': (
+        ('ref', 1, 9, None),
+    ),
+    'hawser.v1.GetImageResponse': (
+        ('image', 1, 11, 'hawser.v1.Image'),
+    ),
     'hawser.v1.HealthResponse': (
         ('serving', 1, 8, None),
+    ),
+    'hawser.v1.Image': (
+        ('name', 1, 9, None),
+        ('target', 2, 9, None),
+        ('media_type', 3, 9, None),
+        ('id', 4, 9, None),
+        ('size', 5, 3, None),
+        ('created', 6, 11, 'google.protobuf.Timestamp'),
+        ('updated', 7, 11, 'google.protobuf.Timestamp'),
+        ('config', 8, 12, None),
+        ('repo_tags', 9, 'repeated:9', None),
+        ('repo_digests', 10, 'repeated:9', None),
+        ('manifest', 11, 9, None),
+        ('content_size', 12, 3, None),
+    ),
+    'hawser.v1.ImportRequest': (
+        ('name', 1, 9, None),
+        ('path', 2, 9, None),
+        ('changes', 3, 'repeated:9', None),
+        ('message', 4, 9, None),
+        ('data', 5, 12, None),
     ),
     'hawser.v1.KillRequest': (
         ('container_id', 1, 9, None),
@@ -139,6 +204,16 @@ MESSAGES = {
     ),
     'hawser.v1.ListContainersResponse': (
         ('containers', 1, 'repeated:11', 'hawser.v1.Container'),
+    ),
+    'hawser.v1.ListImagesRequest': (
+        ('filters', 1, 'repeated:9', None),
+    ),
+    'hawser.v1.ListImagesResponse': (
+        ('images', 1, 'repeated:11', 'hawser.v1.Image'),
+    ),
+    'hawser.v1.LoadRequest': (
+        ('path', 1, 9, None),
+        ('data', 2, 12, None),
     ),
     'hawser.v1.LogEntry': (
         ('stream', 1, 9, None),
@@ -167,6 +242,27 @@ MESSAGES = {
     'hawser.v1.ProcessInfo': (
         ('pid', 1, 13, None),
     ),
+    'hawser.v1.Progress': (
+        ('id', 1, 9, None),
+        ('status', 2, 9, None),
+        ('current', 3, 3, None),
+        ('total', 4, 3, None),
+        ('image', 5, 11, 'hawser.v1.Image'),
+    ),
+    'hawser.v1.PullRequest': (
+        ('ref', 1, 9, None),
+        ('platform', 2, 9, None),
+        ('auth', 3, 11, 'hawser.v1.RegistryAuth'),
+    ),
+    'hawser.v1.PushRequest': (
+        ('ref', 1, 9, None),
+        ('auth', 2, 11, 'hawser.v1.RegistryAuth'),
+    ),
+    'hawser.v1.RegistryAuth': (
+        ('username', 1, 9, None),
+        ('password', 2, 9, None),
+        ('identity_token', 3, 9, None),
+    ),
     'hawser.v1.ResizePtyRequest': (
         ('container_id', 1, 9, None),
         ('exec_id', 2, 9, None),
@@ -175,6 +271,12 @@ MESSAGES = {
     ),
     'hawser.v1.ResumeRequest': (
         ('container_id', 1, 9, None),
+    ),
+    'hawser.v1.SaveRequest': (
+        ('refs', 1, 'repeated:9', None),
+    ),
+    'hawser.v1.SaveResponse': (
+        ('data', 1, 12, None),
     ),
     'hawser.v1.StartRequest': (
         ('container_id', 1, 9, None),
@@ -212,6 +314,13 @@ MESSAGES = {
     ),
     'hawser.v1.SubscribeRequest': (
         ('filters', 1, 'repeated:9', None),
+    ),
+    'hawser.v1.TagImageRequest': (
+        ('source', 1, 9, None),
+        ('target', 2, 9, None),
+    ),
+    'hawser.v1.TagImageResponse': (
+        ('image', 1, 11, 'hawser.v1.Image'),
     ),
     'hawser.v1.UpdateLabelsRequest': (
         ('id', 1, 9, None),
@@ -253,6 +362,7 @@ SERVICES = {
     'hawser.v1.Containers': {
         'Create': ('hawser.v1.CreateContainerRequest', 'hawser.v1.CreateContainerResponse'),
         'Delete': ('hawser.v1.DeleteContainerRequest', 'google.protobuf.Empty'),
+        'Diff': ('hawser.v1.DiffRequest', 'hawser.v1.DiffResponse'),
         'Get': ('hawser.v1.GetContainerRequest', 'hawser.v1.GetContainerResponse'),
         'List': ('hawser.v1.ListContainersRequest', 'hawser.v1.ListContainersResponse'),
         'Logs': ('hawser.v1.LogsRequest', 'hawser.v1.LogEntry'),
@@ -263,6 +373,18 @@ SERVICES = {
     },
     'hawser.v1.Health': {
         'Check': ('google.protobuf.Empty', 'hawser.v1.HealthResponse'),
+    },
+    'hawser.v1.Images': {
+        'Commit': ('hawser.v1.CommitRequest', 'hawser.v1.CommitResponse'),
+        'Delete': ('hawser.v1.DeleteImageRequest', 'hawser.v1.DeleteImageResponse'),
+        'Get': ('hawser.v1.GetImageRequest', 'hawser.v1.GetImageResponse'),
+        'Import': ('hawser.v1.ImportRequest', 'hawser.v1.Progress'),
+        'List': ('hawser.v1.ListImagesRequest', 'hawser.v1.ListImagesResponse'),
+        'Load': ('hawser.v1.LoadRequest', 'hawser.v1.Progress'),
+        'Pull': ('hawser.v1.PullRequest', 'hawser.v1.Progress'),
+        'Push': ('hawser.v1.PushRequest', 'hawser.v1.Progress'),
+        'Save': ('hawser.v1.SaveRequest', 'hawser.v1.SaveResponse'),
+        'Tag': ('hawser.v1.TagImageRequest', 'hawser.v1.TagImageResponse'),
     },
     'hawser.v1.Tasks': {
         'Attach': ('hawser.v1.AttachRequest', 'hawser.v1.AttachResponse'),
@@ -290,5 +412,10 @@ SERVICES = {
 STREAMS = {
     'hawser.v1.Containers/Logs': (False, True),
     'hawser.v1.Events/Subscribe': (False, True),
+    'hawser.v1.Images/Import': (True, True),
+    'hawser.v1.Images/Load': (True, True),
+    'hawser.v1.Images/Pull': (False, True),
+    'hawser.v1.Images/Push': (False, True),
+    'hawser.v1.Images/Save': (False, True),
     'hawser.v1.Tasks/Attach': (True, True),
 }
