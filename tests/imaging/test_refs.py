@@ -108,3 +108,56 @@ def test_longest_name_is_accepted():
 def test_ids_are_told_apart():
     assert is_id("a" * 64) and is_id("sha256:" + "a" * 64)
     assert not is_id("a" * 63) and not is_id("busybox")
+
+
+# -- the image table: names as parse() makes them ------------------------------------------------
+from supervisor.images.store import ImageStore   # noqa: E402
+
+T1, T2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_image_table_put_get_list_delete_and_a_tag_that_moves(tmp_path):
+    db = tmp_path / "meta.db"
+    images = ImageStore(str(db))
+    try:
+        first = images.put(parse("busybox").name, T1, OCI_MANIFEST, 10, labels={"a": "b"})
+        assert first["name"] == "docker.io/library/busybox:latest" and first["target"] == T1
+        assert first["labels"] == {"a": "b"} and first["size"] == 10
+        images.put(parse("localhost:5000/a/b:t").name, T1, OCI_MANIFEST, 10)
+        assert images.names_for(T1) == ["docker.io/library/busybox:latest",
+                                        "localhost:5000/a/b:t"]
+        moved = images.put("docker.io/library/busybox:latest", T2, OCI_MANIFEST, 20)
+        assert moved["target"] == T2 and moved["created"] == first["created"]
+        assert moved["updated"] >= first["updated"] and moved["labels"] == {}
+        assert images.names_for(T1) == ["localhost:5000/a/b:t"]
+        assert [r["name"] for r in images.list()] == ["docker.io/library/busybox:latest",
+                                                      "localhost:5000/a/b:t"]
+        assert images.targets() == {T1, T2}
+        images.put(T2, T2, OCI_MANIFEST, 20)           # an image without a name: its digest
+        assert images.delete("localhost:5000/a/b:t") and not images.delete("localhost:5000/a/b:t")
+        assert images.get("localhost:5000/a/b:t") is None
+    finally:
+        images.close()
+    again = ImageStore(str(db))                           # committed: a restart sees it
+    try:
+        assert {r["name"] for r in again.list()} == {"docker.io/library/busybox:latest", T2}
+        assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize("name, target, message", [
+    ("busybox", T1, "not normalized"),
+    ("docker.io/library/Busybox:latest", T1, "must be lowercase"),
+    ("docker.io/library/busybox:latest", "sha256:12", "target"),
+    ("sha256:xyz", T1, "image name"),
+])
+def test_image_table_refuses_rows_no_reader_could_trust(tmp_path, name, target, message):
+    images = ImageStore(str(tmp_path / "meta.db"))
+    try:
+        with pytest.raises(ValueError, match=message):
+            images.put(name, target, OCI_MANIFEST, 1)
+        assert images.list() == []
+    finally:
+        images.close()
