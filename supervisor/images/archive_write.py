@@ -8,7 +8,7 @@ import tarfile
 
 from supervisor.content.store import ContentError
 from supervisor.images import manifest as mf
-from supervisor.images.archive import NAME_ANNOTATION, REF_ANNOTATION, ArchiveError
+from supervisor.images.archive_common import NAME_ANNOTATION, REF_ANNOTATION, ArchiveError
 from supervisor.images.refs import ReferenceError, parse
 
 CHUNK = 1 << 20

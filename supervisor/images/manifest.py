@@ -3,12 +3,13 @@ digest in the content store to the manifest, the config and the layers of one pl
 document checked before anything downstream trusts it (a registry or an archive wrote them)."""
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from supervisor.content.store import ContentError, NotFound, check_digest
 from supervisor.images.platforms import (PlatformError, host_platform, matches, parse_platform,
-                                         select_platform)
+                                         select_platform)  # noqa: F401 (PlatformError: theirs)
 
 __all__ = ["ManifestError", "Descriptor", "Resolved", "resolve", "children", "chain_ids",
            "host_platform", "parse_platform", "select_platform", "parse_document", "kind_of"]
@@ -44,6 +45,7 @@ LAYERS = {OCI_LAYER: "", OCI_LAYER_GZIP: "gzip", OCI_LAYER_ZSTD: "zstd", OCI_LAY
 # an index inside an index inside ...: deeper than this is a loop or an attack
 MAX_DEPTH = 8
 MAX_DOCUMENT = 4 << 20
+ID_HEX = re.compile(r"[a-f0-9]{64}")
 
 
 class ManifestError(ValueError):

@@ -117,7 +117,9 @@ class TarReader:
         while got < len(view):
             n = self.stream.readinto(view[got:])
             if not n:
-                raise TarError(f"archive truncated at byte {self.offset + got} ({what})")
+                if self.offset + got == 0:
+                    raise TarError("empty file, not a tar archive")
+                raise TarError(f"truncated at byte {self.offset + got} ({what})")
             got += n
         self.offset += got
 
@@ -163,7 +165,7 @@ class TarReader:
                 self._skip_rest(self._current)
                 self._current = None
             at = self.offset
-            block = self._block("no end-of-archive blocks" if at else "empty file")
+            block = self._block("no end-of-archive blocks" if at else "no header")
             if block == bytes(BLOCK):
                 return          # what follows the end (a second zero block, padding) is not read
             name, type_, size, linkname = _header(block, at)
