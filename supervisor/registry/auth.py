@@ -109,7 +109,6 @@ class Authorizer:
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._fetching: dict[tuple[str, ...], threading.Lock] = {}
-        self.token_requests = 0
 
     def header(self, scopes: tuple[str, ...]) -> str | None:
         with self._lock:
@@ -130,22 +129,25 @@ class Authorizer:
                 return token
         return None
 
-    def unauthorized(self, www_authenticate: str, scopes: tuple[str, ...], error) -> None:
-        """After a 401: learn the scheme and get what the next try needs, or raise `error`
-        (the registry's own) when there is nothing more to try."""
+    def unauthorized(self, www_authenticate: str, scopes: tuple[str, ...], error,
+                     sent: str | None = None) -> None:
+        """After a 401 to a request that carried `sent` (its Authorization): learn the scheme
+        and get what the next try needs, or raise `error` (the registry's own) when there is
+        nothing more to try."""
         challenges = parse_challenges(www_authenticate or "")
         chosen = next((c for c in challenges if c[0] == "bearer" and c[1].get("realm")), None) \
             or next((c for c in challenges if c[0] == "basic"), None)
         if chosen is None:
             raise error
         with self._lock:
-            before = self._challenge
             self._challenge = chosen
         if chosen[0] == "basic":
             if self.credentials is None or not self.credentials.username \
-                    or (before is not None and before[0] == "basic"):
-                raise error     # no credentials, or these were refused
+                    or (sent or "").startswith("Basic "):
+                raise error     # no credentials, or these very ones were refused
             return
+        if sent and sent.startswith("Bearer "):
+            self.forget(sent[len("Bearer "):])
         with self._lock:
             gate = self._fetching.setdefault(scopes, threading.Lock())
         with gate:
@@ -156,10 +158,12 @@ class Authorizer:
             with self._lock:
                 self._tokens[scopes] = (token, time.monotonic() + lifetime - EXPIRY_MARGIN)
 
-    def forget(self, scopes: tuple[str, ...]) -> None:
-        """A token the registry refused: not offered again."""
+    def forget(self, token: str) -> None:
+        """A token the registry refused (expired early, revoked): not offered again."""
         with self._lock:
-            self._tokens.pop(scopes, None)
+            for key, (cached, _) in list(self._tokens.items()):
+                if cached == token:
+                    del self._tokens[key]
 
     def _token(self, params: dict, scopes: tuple[str, ...]) -> tuple[str, float]:
         realm = params["realm"]
@@ -175,7 +179,6 @@ class Authorizer:
                                 "registry's host)", grpc_code="UNAUTHENTICATED")
         query = [("service", params["service"])] if params.get("service") else []
         query += [("scope", s) for s in scopes]
-        self.token_requests += 1
         if creds is not None and creds.identity_token:
             form = query + [("grant_type", "refresh_token"), ("client_id", CLIENT_ID),
                             ("refresh_token", creds.identity_token)]

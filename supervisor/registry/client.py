@@ -205,13 +205,19 @@ class RegistryClient:
                 progress(sent)
 
     def _plain_fetch(self, method, url, headers, body) -> tuple[int, dict, bytes]:
-        """For the token server: one request, no auth, redirects followed."""
+        """For the token server: one request, redirects followed (the credentials only to the
+        host they were meant for)."""
+        origin = urllib.parse.urlsplit(url).netloc
         for _ in range(MAX_REDIRECTS):
             resp = self._send(method, url, headers, body)
             try:
                 if resp.status in (301, 302, 303, 307, 308) and resp.header("Location"):
                     url = urllib.parse.urljoin(url, resp.header("Location"))
                     resp.read(ERROR_BODY_LIMIT)
+                    if urllib.parse.urlsplit(url).netloc != origin:
+                        headers = {k: v for k, v in headers.items() if k != "Authorization"}
+                    if resp.status == 303:
+                        method, body = "GET", None
                     continue
                 return resp.status, resp.headers, resp.read(1 << 20)
             finally:
@@ -236,9 +242,7 @@ class RegistryClient:
             if resp.status != 401 or attempt == 1:
                 return resp
             error = self._error(resp, f"{method} {url}")
-            if authorization and authorization.startswith("Bearer "):
-                self.auth.forget(scopes)
-            self.auth.unauthorized(resp.header("WWW-Authenticate"), scopes, error)
+            self.auth.unauthorized(resp.header("WWW-Authenticate"), scopes, error, authorization)
             if body is not None and not isinstance(body, bytes):
                 if start is None:
                     raise error
@@ -247,7 +251,10 @@ class RegistryClient:
 
     def _follow(self, method, url, headers, authorization, body, progress) -> _Response:
         origin = urllib.parse.urlsplit(self.base)
+        start = body.tell() if body is not None and hasattr(body, "seek") else None
         for _ in range(MAX_REDIRECTS + 1):
+            if start is not None:
+                body.seek(start)
             here = urllib.parse.urlsplit(url)
             same = (here.scheme, here.netloc) == (origin.scheme, origin.netloc)
             sent = {**headers, "Authorization": authorization} if authorization and same \
@@ -353,6 +360,21 @@ class RegistryClient:
         check_digest(digest)
         if writer.exists:
             return writer.commit()
+        resumed = writer.offset > 0
+        self._download(repo, digest, size, writer, progress)
+        if resumed and _whole(writer, digest) is False:
+            # the bytes left by an earlier pull were not this blob's beginning (a crash
+            # before they reached the disk, a registry that changed): once more, whole
+            writer.restart()
+            self._download(repo, digest, size, writer, progress)
+        try:
+            return writer.commit()
+        except DigestMismatch as e:
+            raise RegistryError(200, "DIGEST_INVALID", f"blob {digest} from {self.domain}: "
+                                f"{e}") from None
+
+    def _download(self, repo: str, digest: str, size: int, writer, progress) -> None:
+        """From writer.offset to the end, with up to BLOB_RETRIES new tries after a break."""
         url = self._url(repo, f"blobs/{digest}")
         failures, last = 0, None
         while True:
@@ -362,44 +384,33 @@ class RegistryClient:
             if 0 <= size < writer.offset:
                 writer.restart()
             if writer.offset and writer.offset == size:
-                if _whole(writer, digest):
-                    break
-                writer.restart()    # what was there is not the blob: from the start
+                return      # all there: the commit checks it
             headers = {"Range": f"bytes={writer.offset}-"} if writer.offset else {}
             try:
                 resp = self._request("GET", url, (scope_for(repo),), headers)
             except RegistryError as e:
-                if e.grpc_code != "UNAVAILABLE" or e.status:
+                if e.status or e.grpc_code != "UNAVAILABLE":
                     raise
                 failures, last = failures + 1, e
                 time.sleep(0.2 * failures)
                 continue
             try:
-                if resp.status == 416 and writer.offset:
+                if resp.status in (206, 416) and writer.offset \
+                        and _range_start(resp.header("Content-Range")) != writer.offset:
+                    # not the range asked for (416: the ingest is longer than the blob)
                     writer.restart()
-                    failures += 1
+                    failures, last = failures + 1, f"{resp.status} to a Range request"
                     continue
-                if resp.status == 206:
-                    if _range_start(resp.header("Content-Range")) != writer.offset:
-                        writer.restart()
-                        failures, last = failures + 1, "a range that is not the one asked for"
-                        continue
-                elif resp.status == 200:
-                    if writer.offset:
-                        writer.restart()
-                else:
+                if resp.status == 200 and writer.offset:
+                    writer.restart()    # the registry ignores Range: it sends it all
+                elif resp.status not in (200, 206):
                     raise self._error(resp, f"blob {repo}@{digest}")
                 last = self._copy(resp, writer, digest, size, progress)
             finally:
                 resp.close()
             if last is None:
-                break
+                return
             failures += 1
-        try:
-            return writer.commit()
-        except DigestMismatch as e:
-            raise RegistryError(200, "DIGEST_INVALID", f"blob {digest} from {self.domain}: "
-                                f"{e}") from None
 
     @staticmethod
     def _copy(resp: _Response, writer, digest: str, size: int, progress) -> str | None:
@@ -528,8 +539,11 @@ def _range_start(content_range: str) -> int:
     return int(first) if unit == "bytes" and first.isdigit() else -1
 
 
-def _whole(writer, digest: str) -> bool:
-    """Whether what an ingest holds already is the blob (its size matches): checked before a
-    commit, which would drop the ingest on a mismatch instead of downloading again."""
+def _whole(writer, digest: str) -> bool | None:
+    """Whether a writer holds the blob, checked before a commit (which would drop the ingest
+    on a mismatch, where downloading again is the cure); None for a writer that does not
+    say (no running hash)."""
     running = getattr(writer, "hash", None)
-    return running is not None and f"sha256:{running.hexdigest()}" == digest
+    if running is None:
+        return None
+    return f"sha256:{running.hexdigest()}" == digest

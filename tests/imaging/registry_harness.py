@@ -69,9 +69,11 @@ def stop_process(proc: subprocess.Popen) -> None:
 # -- docker-registry --------------------------------------------------------------------------
 class Registry:
     """docker-registry serving <workdir>/data on 127.0.0.1:<free port>; token auth when given
-    a TokenServer (it trusts the server's certificate through rootcertbundle)."""
+    a TokenServer (it trusts the server's certificate through rootcertbundle), Basic auth when
+    given users (an htpasswd file of bcrypt hashes)."""
 
-    def __init__(self, workdir: Path, token: "TokenServer | None" = None):
+    def __init__(self, workdir: Path, token: "TokenServer | None" = None,
+                 users: dict[str, str] | None = None):
         self.workdir, self.token = workdir, token
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -89,6 +91,11 @@ class Registry:
             config += ["auth:", "  token:", f"    realm: {token.url}/token",
                        f"    service: {SERVICE}", f"    issuer: {ISSUER}",
                        f"    rootcertbundle: {token.cert}"]
+        if users:
+            htpasswd = workdir / "htpasswd"
+            htpasswd.write_text("".join(f"{u}:{bcrypt(p)}\n" for u, p in users.items()))
+            config += ["auth:", "  htpasswd:", "    realm: hawser-test",
+                       f"    path: {htpasswd}"]
         self.config = workdir / "config.yml"
         self.config.write_text("\n".join(config) + "\n")
 
@@ -106,6 +113,15 @@ class Registry:
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+
+
+def bcrypt(password: str) -> str:
+    """An htpasswd hash (bcrypt at its lowest cost: the registry checks it on every request)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)     # crypt goes in 3.13
+        import crypt
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 4))
 
 
 # -- the token server -------------------------------------------------------------------------

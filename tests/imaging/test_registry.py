@@ -72,6 +72,19 @@ def token_registry(tmp_path_factory, images):
         tokens.stop()
 
 
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory, images):
+    """A registry behind htpasswd (Basic auth); busybox:1 pushed by skopeo as alice."""
+    work = tmp_path_factory.mktemp("basic-registry")
+    reg = Registry(work / "reg", users=USERS).start()
+    try:
+        write_layout(work / "busybox", "1", [images.busybox], False)
+        push_layout(work / "busybox", "1", reg.netloc, "busybox:1", creds="alice:secret")
+        yield reg
+    finally:
+        reg.stop()
+
+
 @pytest.fixture
 def proxy(registry):
     p = Proxy(registry.netloc)
@@ -264,6 +277,22 @@ def test_token_auth_without_the_right_credentials_is_unauthenticated(token_regis
     assert list(store.list()) == []
 
 
+@pytest.mark.parametrize("auth, works", [(("alice", "secret"), True), (None, False),
+                                         (("alice", "nope"), False)],
+                         ids=["right", "anonymous", "wrong"])
+def test_basic_auth(basic_registry, images, store, auth, works):
+    ref = refs.parse(f"{basic_registry.netloc}/busybox:1")
+    with RegistryClient(ref.domain, auth=auth) as client:
+        if works:
+            assert pull(ref, store, client).target == images.busybox.digest
+            assert_all_verified(store, images.busybox.blobs())
+            return
+        with pytest.raises(RegistryError) as e:
+            pull(ref, store, client)
+    assert e.value.status == 401 and e.value.grpc_code == "UNAUTHENTICATED"
+    assert list(store.list()) == []
+
+
 def test_a_cut_download_resumes_with_range(registry, images, proxy, store):
     proxy.cut_after = 100_000
     with RegistryClient(proxy.netloc) as client:
@@ -284,6 +313,18 @@ def test_an_ingest_left_by_a_broken_pull_is_resumed(registry, images, proxy, sto
     assert_all_verified(store, images.busybox.blobs())
     gets = [r for r in proxy.blob_gets() if sha(layer) in r["path"]]
     assert [r["headers"].get("Range") for r in gets] == ["bytes=123456-"]
+
+
+def test_an_ingest_that_is_not_the_blobs_start_is_downloaded_again(registry, images, proxy,
+                                                                  store):
+    layer = images.busybox.layers[0]
+    with store.writer(expected=sha(layer), size=len(layer), ref=sha(layer)) as w:
+        w.write(b"x" * 5000)         # a resume appends to it: the whole is wrong
+    with RegistryClient(proxy.netloc) as client:
+        pull(refs.parse(f"{proxy.netloc}/busybox:1"), store, client)
+    assert_all_verified(store, images.busybox.blobs())
+    gets = [r for r in proxy.blob_gets() if sha(layer) in r["path"]]
+    assert [r["headers"].get("Range") for r in gets] == ["bytes=5000-", None]
 
 
 def test_a_registry_ignoring_range_sends_it_all_again(registry, images, proxy, store):
