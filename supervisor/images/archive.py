@@ -59,7 +59,10 @@ def _stream(fileobj, content, progress, written):
     blobs: dict[str, Blob] = {}
     links: dict[str, str] = {}
     meta: dict[str, bytes] = {}
-    reported = 0
+    def tick(status: str) -> None:
+        if progress:
+            progress(status, reader.offset, total)
+
     for member in reader:
         path = clean(member.name)
         if member.type == SYMLINK:
@@ -73,14 +76,12 @@ def _stream(fileobj, content, progress, written):
                 raise ArchiveError(f"member {path}: {member.size} bytes, not an archive's JSON")
             meta[path] = b"".join(bytes(c) for c in reader.chunks(member))
         else:
-            blobs[path] = _store(reader, member, path, content, written)
-        if progress and reader.offset - reported >= PROGRESS_EVERY:
-            reported = reader.offset
-            progress("loading", reader.offset, total)
+            blobs[path] = _store(reader, member, path, content, written, tick)
+            tick(f"loaded {path}")
     return blobs, links, meta
 
 
-def _store(reader, member, path, content, written) -> Blob:
+def _store(reader, member, path, content, written, tick) -> Blob:
     """The member into the content store, hashed as it streams; a member named
     blobs/sha256/<hex> must be what its name says."""
     expected = None
@@ -92,12 +93,16 @@ def _store(reader, member, path, content, written) -> Blob:
         except ContentError as e:
             raise ArchiveError(f"member {path}: {e}") from None
     with content.writer(expected, member.size) as w:
-        head = b""
+        head, since = b"", 0
         existed = w.exists
         for chunk in reader.chunks(member):
             if not head:
                 head = bytes(chunk[:4])
             w.write(chunk)
+            since += len(chunk)
+            if since >= PROGRESS_EVERY:
+                since = 0
+                tick(f"loading {path}")
         if not existed:
             existed = content.exists(f"sha256:{w.hash.hexdigest()}")
         try:

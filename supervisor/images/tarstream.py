@@ -205,7 +205,10 @@ def _number(field: bytes, what: str) -> int:
 
 
 def _header(block: bytes, at: int) -> tuple[str, str, int, str]:
-    stored = _number(block[148:156], f"header at byte {at}: not a tar archive (checksum)")
+    try:
+        stored = _number(block[148:156], "checksum")
+    except TarError:
+        stored = -1
     unsigned = sum(block[:148]) + 256 + sum(block[156:])
     signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b > 127)
     if stored not in (unsigned, signed):
