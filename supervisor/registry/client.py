@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import threading
@@ -27,6 +28,8 @@ MANIFEST_TYPES = (mf.OCI_INDEX, mf.DOCKER_LIST, mf.OCI_MANIFEST, mf.DOCKER_MANIF
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES + (f"{mf.DOCKER_SCHEMA1[1]};q=0.1",))
 CHUNK = 256 << 10
 IDLE_PER_HOST = 6
+# docker's per-registry CA certificates: <dir>/<host[:port]>/*.crt
+CERTS_DIRS = ("/etc/hawser/certs.d", "/etc/docker/certs.d")
 MAX_REDIRECTS = 5
 # a broken download is tried again from where it stopped this many times
 BLOB_RETRIES = 3
@@ -94,9 +97,11 @@ class RegistryClient:
     """One registry (by its domain, as in a reference: "docker.io", "localhost:5000").
     `auth`: credentials (a dict with username/password/identity_token, a tuple, or None).
     `insecure`: None means plain http for loopback hosts only (docker's default), True or
-    False forces it, a list names more insecure registries."""
+    False forces it, a list names more insecure registries. TLS trusts the system's CAs, plus
+    `ca_file` and the *.crt files of docker's certs.d/<host>/ directories."""
 
-    def __init__(self, domain: str, auth=None, insecure=None, timeout: float = 60):
+    def __init__(self, domain: str, auth=None, insecure=None, timeout: float = 60,
+                 ca_file: str | None = None):
         self.domain = domain
         self.host = registry_host(domain)
         listed = () if insecure is None or isinstance(insecure, bool) else tuple(insecure)
@@ -109,6 +114,7 @@ class RegistryClient:
         self._idle: dict[tuple[str, str], list] = {}
         self._lock = threading.Lock()
         self._tls = None
+        self._ca_files = [ca_file] if ca_file else []
 
     def _insecure_host(self, netloc: str) -> bool:
         return is_loopback(netloc) or netloc in self._insecure_list \
@@ -120,9 +126,27 @@ class RegistryClient:
         if scheme == "https":
             with self._lock:
                 if self._tls is None:
-                    self._tls = ssl.create_default_context()
+                    self._tls = self._tls_context()
             return http.client.HTTPSConnection(netloc, timeout=self.timeout, context=self._tls)
         return http.client.HTTPConnection(netloc, timeout=self.timeout)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        extra = list(self._ca_files)
+        for base in CERTS_DIRS if "/" not in self.host and not self.host.startswith(".") else ():
+            directory = os.path.join(base, self.host)
+            try:
+                extra += sorted(os.path.join(directory, n) for n in os.listdir(directory)
+                                if n.endswith(".crt"))
+            except OSError:
+                continue
+        for path in extra:
+            try:
+                context.load_verify_locations(cafile=path)
+            except (OSError, ssl.SSLError) as e:
+                raise RegistryError(0, "", f"CA certificate {path}: {e}",
+                                    grpc_code="FAILED_PRECONDITION") from None
+        return context
 
     def _take(self, key):
         with self._lock:
@@ -379,8 +403,8 @@ class RegistryClient:
         failures, last = 0, None
         while True:
             if failures > BLOB_RETRIES:
-                raise RegistryError(0, "UNAVAILABLE", f"blob {digest}: the download broke "
-                                    f"{failures} times ({last})")
+                raise RegistryError(0, "", f"blob {digest}: the download broke {failures} "
+                                    f"times ({last})", grpc_code="UNAVAILABLE")
             if 0 <= size < writer.offset:
                 writer.restart()
             if writer.offset and writer.offset == size:
@@ -506,8 +530,11 @@ class RegistryClient:
 
 
 def _unavailable(url: str, e: Exception) -> RegistryError:
+    """No answer: why, in the words a user knows (the host, "connection refused")."""
     if isinstance(e, socket.timeout):
         why = "timed out"
+    elif isinstance(e, ssl.SSLCertVerificationError):
+        why = f"TLS: certificate verify failed: {e.verify_message}"
     elif isinstance(e, ssl.SSLError):
         why = f"TLS: {e.reason or e}"
     elif isinstance(e, OSError) and e.strerror:
@@ -515,7 +542,7 @@ def _unavailable(url: str, e: Exception) -> RegistryError:
     else:
         why = str(e) or type(e).__name__
     netloc = urllib.parse.urlsplit(url).netloc
-    return RegistryError(0, "UNAVAILABLE", f"{netloc}: {why}")
+    return RegistryError(0, "", f"{netloc}: {why}", grpc_code="UNAVAILABLE")
 
 
 def _media_type(content_type: str, body: bytes) -> str:

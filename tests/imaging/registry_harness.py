@@ -73,7 +73,7 @@ class Registry:
     given users (an htpasswd file of bcrypt hashes)."""
 
     def __init__(self, workdir: Path, token: "TokenServer | None" = None,
-                 users: dict[str, str] | None = None):
+                 users: dict[str, str] | None = None, tls: bool = False):
         self.workdir, self.token = workdir, token
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -91,6 +91,13 @@ class Registry:
             config += ["auth:", "  token:", f"    realm: {token.url}/token",
                        f"    service: {SERVICE}", f"    issuer: {ISSUER}",
                        f"    rootcertbundle: {token.cert}"]
+        if tls:     # https with a self-signed certificate for 127.0.0.1: self.cert
+            self.cert, key = workdir / "tls.crt", workdir / "tls.key"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=127.0.0.1", "-addext",
+                            "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                            "-out", str(self.cert)], check=True, capture_output=True)
+            config += ["  tls:", f"    certificate: {self.cert}", f"    key: {key}"]
         if users:
             htpasswd = workdir / "htpasswd"
             htpasswd.write_text("".join(f"{u}:{bcrypt(p)}\n" for u, p in users.items()))
@@ -357,7 +364,8 @@ class _Quiet(http.server.BaseHTTPRequestHandler):
 def _server(handler) -> http.server.ThreadingHTTPServer:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True, name="harness-http").start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True,
+                     name="harness-http").start()
     return server
 
 

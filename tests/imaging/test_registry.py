@@ -1,6 +1,7 @@
 """Pull and push against Debian's docker-registry on loopback, with images pushed there by
 skopeo and read back by skopeo; token auth against a token server of the test's own; resumed,
 redirected, cut and corrupted downloads through a recording proxy."""
+import io
 import json
 import os
 import types
@@ -212,6 +213,9 @@ def test_push_back_under_a_new_tag_reads_back_with_skopeo(registry, images, stor
         statuses = rec.statuses(short_id(sha(layer)))
         assert statuses[0] == "Preparing" and statuses[1] == "Pushing"
         assert statuses[-1] == "Pushed"
+    big = images.busybox.layers[0]
+    sent = [(c, t) for i, st, c, t in rec.lines if i == short_id(sha(big)) and st == "Pushing"]
+    assert sent[0] == (0, len(big)) and sent[-1] == (len(big), len(big)) and len(sent) > 2
     assert rec.lines[0][1] == f"The push refers to repository [{registry.netloc}/copies/busybox]"
     assert rec.lines[-1] == ("", f"2: digest: {digest} size: {len(images.busybox.manifest)}", 0, 0)
 
@@ -228,6 +232,22 @@ def test_push_back_under_a_new_tag_reads_back_with_skopeo(registry, images, stor
         assert push(dest, pulled.target, store, client, progress=again) == digest
     for layer in images.busybox.layers:
         assert again.statuses(short_id(sha(layer)))[-1] == "Layer already exists"
+
+
+def test_push_mounts_blobs_from_another_repository(registry, images, store):
+    with RegistryClient(registry.netloc) as client:
+        pulled = pull(refs.parse(f"{registry.netloc}/busybox:1"), store, client)
+        rec = Recorder()
+        dest = refs.parse(f"{registry.netloc}/mounted/busybox:1")
+        push(dest, pulled.target, store, client, progress=rec, mount_from="busybox")
+        for layer in images.busybox.layers:
+            assert rec.statuses(short_id(sha(layer)))[-1] == "Mounted from busybox"
+            assert client.blob_exists("mounted/busybox", sha(layer)) == len(layer)
+        # a blob the source repository lacks is uploaded after all
+        extra = gzip_tar({"only-here": b"new"})
+        assert client.upload_blob("mounted/busybox", sha(extra), len(extra), io.BytesIO(extra),
+                                  mount_from="busybox") is False
+        assert client.blob_exists("mounted/busybox", sha(extra)) == len(extra)
 
 
 def test_push_of_a_pulled_index_sends_the_platform_manifest(registry, images, store):
@@ -291,6 +311,27 @@ def test_basic_auth(basic_registry, images, store, auth, works):
             pull(ref, store, client)
     assert e.value.status == 401 and e.value.grpc_code == "UNAUTHENTICATED"
     assert list(store.list()) == []
+
+
+def test_https_checks_the_certificate(tmp_path, images, store):
+    reg = Registry(tmp_path / "tls", tls=True).start()
+    try:
+        write_layout(tmp_path / "busybox", "1", [images.busybox], False)
+        (tmp_path / "ca").mkdir()
+        (tmp_path / "ca" / "ca.crt").write_bytes(reg.cert.read_bytes())
+        skopeo("copy", "--dest-cert-dir", str(tmp_path / "ca"), "--preserve-digests",
+               f"oci:{tmp_path / 'busybox'}:1", f"docker://{reg.netloc}/busybox:1")
+        ref = refs.parse(f"{reg.netloc}/busybox:1")
+        with RegistryClient(ref.domain, insecure=False) as client, \
+                pytest.raises(RegistryError) as e:
+            pull(ref, store, client)
+        assert e.value.grpc_code == "UNAVAILABLE" and "certificate verify failed" in str(e.value)
+        with RegistryClient(ref.domain, insecure=False, ca_file=str(reg.cert)) as client:
+            assert client.base.startswith("https://")
+            assert pull(ref, store, client).target == images.busybox.digest
+        assert_all_verified(store, images.busybox.blobs())
+    finally:
+        reg.stop()
 
 
 def test_a_cut_download_resumes_with_range(registry, images, proxy, store):
