@@ -259,7 +259,6 @@ class RegistryClient:
         its redirects followed: to another host without our Authorization (blob storage with
         a signed URL must not see the registry's token)."""
         headers = dict(headers or {})
-        start = body.tell() if body is not None and hasattr(body, "seek") else None
         for attempt in (0, 1):
             authorization = self.auth.header(scopes)
             resp = self._follow(method, url, headers, authorization, body, progress)
@@ -267,10 +266,8 @@ class RegistryClient:
                 return resp
             error = self._error(resp, f"{method} {url}")
             self.auth.unauthorized(resp.header("WWW-Authenticate"), scopes, error, authorization)
-            if body is not None and not isinstance(body, bytes):
-                if start is None:
-                    raise error
-                body.seek(start)
+            if body is not None and not isinstance(body, bytes) and not hasattr(body, "seek"):
+                raise error     # a stream cannot be sent twice (_follow rewinds a file)
         raise AssertionError("unreachable")
 
     def _follow(self, method, url, headers, authorization, body, progress) -> _Response:

@@ -4,6 +4,7 @@ redirected, cut and corrupted downloads through a recording proxy."""
 import io
 import json
 import os
+import time
 import types
 
 import pytest
@@ -15,7 +16,7 @@ from supervisor.content.store import ContentStore
 from supervisor.images import refs
 from supervisor.images.manifest import ManifestError
 from supervisor.registry import RegistryError
-from supervisor.registry.auth import parse_challenges
+from supervisor.registry.auth import EXPIRY_MARGIN, parse_challenges
 from supervisor.registry.client import RegistryClient
 from supervisor.registry.pull import pull, short_id
 from supervisor.registry.push import push
@@ -280,6 +281,22 @@ def test_token_auth_pull_and_push_reuse_one_token(token_registry, images, store)
     with RegistryClient(ref.domain, auth=("", "", "refresh-alice")) as client:
         body, _, got = client.get_manifest("pushed", "1")
     assert got == digest and tokens.requests[-1]["grant_type"] == "refresh_token"
+
+
+def test_a_token_is_kept_until_it_expires(token_registry):
+    tokens = token_registry.tokens
+    tokens.lifetime = int(EXPIRY_MARGIN) + 1    # kept for 1 s
+    try:
+        with RegistryClient(token_registry.netloc, auth=("alice", "secret")) as client:
+            before = len(tokens.requests)
+            for _ in range(3):
+                client.get_manifest("busybox", "1")
+            assert len(tokens.requests) == before + 1
+            time.sleep(1.2)
+            client.get_manifest("busybox", "1")
+            assert len(tokens.requests) == before + 2
+    finally:
+        tokens.lifetime = 300
 
 
 @pytest.mark.parametrize("auth", [None, {"username": "alice", "password": "wrong"}],
