@@ -325,13 +325,16 @@ class RegistryClient:
         return RegistryError(resp.status, code, message)
 
     # -- the API -----------------------------------------------------------------------------
-    def ping(self) -> None:
-        """GET /v2/: the registry answers (a 401 counts: it is there, auth comes later)."""
-        resp = self._send("GET", f"{self.base}/v2/", {})
-        if resp.status not in (200, 401):
-            raise self._error(resp, f"{self.host}/v2/")
-        resp.read(ERROR_BODY_LIMIT)
-        resp.close()
+    def login(self) -> None:
+        """Check the credentials as `docker login` does: GET /v2/ with them (a token for no
+        scope, on a token registry); RegistryError (UNAUTHENTICATED) when they are refused."""
+        resp = self._request("GET", f"{self.base}/v2/", ())
+        try:
+            if resp.status != 200:
+                raise self._error(resp, f"{self.host}/v2/")
+            resp.read(ERROR_BODY_LIMIT)
+        finally:
+            resp.close()
 
     def get_manifest(self, repo: str, reference: str, accept=None) -> tuple[bytes, str, str]:
         """(body, media type, digest) of a manifest or an index by tag or digest; the digest is

@@ -351,6 +351,17 @@ def test_https_checks_the_certificate(tmp_path, images, store):
         reg.stop()
 
 
+@pytest.mark.parametrize("which", ["basic_registry", "token_registry"])
+def test_login_checks_the_credentials(request, which):
+    reg = request.getfixturevalue(which)
+    with RegistryClient(reg.netloc, auth=("alice", "secret")) as client:
+        client.login()
+    with RegistryClient(reg.netloc, auth=("alice", "wrong")) as client, \
+            pytest.raises(RegistryError) as e:
+        client.login()
+    assert e.value.grpc_code == "UNAUTHENTICATED"
+
+
 def test_a_cut_download_resumes_with_range(registry, images, proxy, store):
     proxy.cut_after = 100_000
     with RegistryClient(proxy.netloc) as client:
