@@ -1,0 +1,716 @@
+"""Go's text/template (Go 1.19, docker 20.10's) for `hawserctl --format`: docker's templates run
+on docker-shaped dicts (supervisor/client/docker.py) and print what docker prints.
+
+    Template("{{.State.Pid}}").execute(data) -> str        TemplateError: Go's message
+
+Data are Python values as gofmt.py describes them (dicts for Go maps and structs). What differs
+from Go where a Go type would say more than a dict: a missing key of a plain dict is a missing
+map key (<no value>), of a gofmt.Struct an error; a struct prints as a map. Functions: Go's
+builtins and docker's (json split join title lower upper pad truncate); a dict value that is
+a `Func` is a method (docker ps's `.Label "k"`)."""
+from supervisor.client import gofmt
+from supervisor.client.gotemplate_parse import ParseError, TemplateError, Tree
+
+__all__ = ["Template", "TemplateError", "ParseError", "Func", "CallError", "BUILTINS",
+           "DOCKER_FUNCS", "HEADER_FUNCS", "NO_VALUE"]
+
+
+class _Sentinel:
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return self.name
+
+
+NO_VALUE = _Sentinel("NO_VALUE")   # Go's invalid reflect.Value: a missing key, a nil interface
+_NO_FINAL = _Sentinel("NO_FINAL")  # no value piped in from a previous command
+MAX_DEPTH = 100000
+
+
+class CallError(Exception):
+    """A function's error: shown as "error calling NAME: MESSAGE"."""
+
+
+class Func:
+    """A function as Go's template sees it: its parameters' types ("value" for reflect.Value,
+    "any", "string", "int", "bool", "[]string") and the variadic one's, if any."""
+    __slots__ = ("fn", "params", "variadic")
+
+    def __init__(self, fn, params=(), variadic=None):
+        self.fn, self.params, self.variadic = fn, tuple(params), variadic
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
+_GO_TYPE = {"value": "reflect.Value", "any": "interface {}", "string": "string", "int": "int",
+            "bool": "bool", "[]string": "[]string"}
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+def truth(v) -> tuple[bool, bool]:
+    """Go's isTrue: (truth, ok)."""
+    if v is NO_VALUE or v is None:
+        return False, True
+    if isinstance(v, (bool, int, float)):
+        return v != 0, True
+    if isinstance(v, (str, list, tuple, dict)):
+        return len(v) > 0, True
+    return True, True
+
+
+class Template:
+    def __init__(self, text: str, funcs: dict | None = None, name: str = "",
+                 missingkey: str = "default"):
+        """Parse `text`; funcs: the functions it may call (DOCKER_FUNCS by default).
+        missingkey: Go's option: "default" (<no value>), "zero" or "error"."""
+        self.funcs = DOCKER_FUNCS if funcs is None else funcs
+        self.name, self.missingkey = name, missingkey
+        self.tree = Tree(text, name, self.funcs).parse()
+
+    def execute(self, data, out: list | None = None, funcs: dict | None = None) -> str:
+        """The output; TemplateError on failure, with what was written before it in `out`
+        when given (Go writes as it goes). funcs: others of the same names (docker's header
+        functions)."""
+        out = [] if out is None else out
+        state = _State(self, out, funcs or self.funcs, data)
+        try:
+            state.walk(data, self.tree.root)
+        except RecursionError:
+            raise TemplateError(f"template: {self.name}: exceeded maximum template depth "
+                                f"({MAX_DEPTH})") from None
+        return "".join(out)
+
+
+class _State:
+    def __init__(self, tmpl: Template, out: list, funcs: dict, data, name=None):
+        self.tmpl, self.out, self.funcs = tmpl, out, funcs
+        self.name = tmpl.name if name is None else name
+        self.vars = [("$", data)]
+        self.node = None
+
+    # errors
+    def errorf(self, msg: str):
+        if self.node is None:
+            raise TemplateError(f"template: {self.name}: {msg}")
+        location = self.tmpl.tree.location(self.node.pos)
+        raise TemplateError(f"template: {location}: executing {gofmt.quote(self.name)} at "
+                            f"<{self.node}>: {msg}")
+
+    # variables
+    def var_value(self, name: str):
+        for k, v in reversed(self.vars):
+            if k == name:
+                return v
+        self.errorf(f"undefined variable: {name}")
+
+    def set_var(self, name: str, value) -> None:
+        for i in range(len(self.vars) - 1, -1, -1):
+            if self.vars[i][0] == name:
+                self.vars[i] = (name, value)
+                return
+        self.errorf(f"undefined variable: {name}")
+
+    # statements
+    def walk(self, dot, node) -> None:
+        if isinstance(node, list):
+            for n in node:
+                self.walk(dot, n)
+            return
+        cls = type(node).__name__
+        if cls == "Text":
+            self.out.append(node.text)
+        elif cls == "Action":
+            val = self.eval_pipeline(dot, node.pipe)
+            if not node.pipe.decl:
+                self.print_value(node, val)
+        elif cls == "Branch":
+            if node.keyword == "range":
+                self.walk_range(dot, node)
+            else:
+                self.walk_if_or_with(dot, node)
+        elif cls == "Loop":
+            raise _Break() if node.keyword == "break" else _Continue()
+        elif cls == "Call":
+            self.walk_template(dot, node)
+        else:
+            self.node = node
+            self.errorf(f"unknown node: {node}")
+
+    def print_value(self, node, val) -> None:
+        self.node = node
+        if val is NO_VALUE:
+            self.out.append("<no value>")
+        elif isinstance(val, Func):
+            self.errorf(f"can't print {node} of type func")
+        else:
+            self.out.append(gofmt.sprint_value(val))
+
+    def walk_if_or_with(self, dot, node) -> None:
+        mark = len(self.vars)
+        val = self.eval_pipeline(dot, node.pipe)
+        yes, ok = truth(val)
+        if not ok:
+            self.errorf(f"if/with can't use {val}")
+        if yes:
+            self.walk(val if node.keyword == "with" else dot, node.list)
+        elif node.else_list is not None:
+            self.walk(dot, node.else_list)
+        del self.vars[mark:]
+
+    def walk_range(self, dot, node) -> None:
+        self.node = node
+        outer = len(self.vars)
+        val = self.eval_pipeline(dot, node.pipe)
+        if isinstance(val, (list, tuple)):
+            items = list(enumerate(val))
+        elif isinstance(val, dict):
+            items = [(k, val[k]) for k in sorted(val) if not isinstance(val[k], Func)]
+        elif val is NO_VALUE or val is None:
+            items = []
+        else:
+            self.errorf(f"range can't iterate over {gofmt.sprint_value(val)}")
+        mark = len(self.vars)
+        decl = node.pipe.decl
+        try:
+            for index, elem in items:
+                if decl:
+                    self._set_range_var(node, 1, elem)
+                if len(decl) > 1:
+                    self._set_range_var(node, 2, index)
+                try:
+                    self.walk(elem, node.list)
+                except _Continue:
+                    pass
+                finally:
+                    del self.vars[mark:]
+        except _Break:
+            pass
+        if not items and node.else_list is not None:
+            self.walk(dot, node.else_list)
+        del self.vars[outer:]
+
+    def _set_range_var(self, node, n: int, value) -> None:
+        if node.pipe.is_assign:
+            self.set_var(node.pipe.decl[-n].idents[0], value)
+        else:
+            name, _ = self.vars[-n]
+            self.vars[-n] = (name, value)
+
+    def walk_template(self, dot, node) -> None:
+        self.node = node
+        body = self.tmpl.tree.defined.get(node.name)
+        if body is None:
+            self.errorf(f"template {gofmt.quote(node.name)} not defined")
+        value = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else NO_VALUE
+        inner = _State(self.tmpl, self.out, self.funcs, value, name=node.name)
+        inner.walk(value, body)
+
+    # expressions
+    def eval_pipeline(self, dot, pipe):
+        self.node = pipe
+        value = _NO_FINAL
+        for cmd in pipe.cmds:
+            value = self.eval_command(dot, cmd, value)
+            if value is None:    # Go digs into an interface: a nil one is no value
+                value = NO_VALUE
+        for var in pipe.decl:
+            if pipe.is_assign:
+                self.set_var(var.idents[0], value)
+            else:
+                self.vars.append((var.idents[0], value))
+        return value
+
+    def not_a_function(self, args, final) -> None:
+        if (args and len(args) > 1) or final is not _NO_FINAL:
+            self.errorf(f"can't give argument to non-function {args[0]}")
+
+    def eval_command(self, dot, cmd, final):
+        first = cmd.args[0]
+        kind = first.kind
+        if kind == "field":
+            return self.eval_field_node(dot, first, cmd.args, final)
+        if kind == "chain":
+            return self.eval_chain_node(dot, first, cmd.args, final)
+        if kind == "identifier":
+            return self.eval_function(dot, first, cmd, cmd.args, final)
+        if kind == "pipe":
+            self.not_a_function(cmd.args, final)
+            return self.eval_pipeline(dot, first)
+        if kind == "variable":
+            return self.eval_variable_node(dot, first, cmd.args, final)
+        self.node = first
+        self.not_a_function(cmd.args, final)
+        if kind == "bool":
+            return first.value
+        if kind == "dot":
+            return dot
+        if kind == "nil":
+            self.errorf("nil is not a command")
+        if kind == "number":
+            return self.ideal_constant(first)
+        return first.text
+
+    def ideal_constant(self, n):
+        self.node = n
+        if n.literal_float:
+            return n.value_float
+        if n.is_int:
+            return n.value_int
+        self.errorf(f"{n.text} overflows int")
+
+    def eval_field_node(self, dot, field, args, final):
+        self.node = field
+        return self.eval_field_chain(dot, dot, field, field.idents, args, final)
+
+    def eval_chain_node(self, dot, chain, args, final):
+        self.node = chain
+        if chain.node.kind == "nil":
+            self.errorf(f"indirection through explicit nil in {chain}")
+        base = self.eval_arg(dot, None, chain.node)
+        return self.eval_field_chain(dot, base, chain, chain.fields, args, final)
+
+    def eval_variable_node(self, dot, var, args, final):
+        self.node = var
+        value = self.var_value(var.idents[0])
+        if len(var.idents) == 1:
+            self.not_a_function(args, final)
+            return value
+        return self.eval_field_chain(dot, value, var, var.idents[1:], args, final)
+
+    def eval_field_chain(self, dot, receiver, node, idents, args, final):
+        typed = isinstance(receiver, gofmt.Struct)
+        for ident in idents[:-1]:
+            parent = receiver
+            receiver = self.eval_field(dot, ident, node, None, _NO_FINAL, receiver, typed)
+            typed = isinstance(parent, gofmt.Struct) or isinstance(receiver, gofmt.Struct)
+        return self.eval_field(dot, idents[-1], node, args, final, receiver, typed)
+
+    def eval_field(self, dot, name, node, args, final, receiver, typed):
+        if receiver is NO_VALUE:
+            if self.tmpl.missingkey == "error":
+                self.errorf(f"nil data; no entry for key {gofmt.quote(name)}")
+            return NO_VALUE
+        if isinstance(receiver, dict):
+            value = receiver.get(name, NO_VALUE)
+            if isinstance(value, Func):
+                return self.eval_call(dot, value, False, node, name, args, final)
+            has_args = (args is not None and len(args) > 1) or final is not _NO_FINAL
+            if isinstance(receiver, gofmt.Struct):
+                if has_args:
+                    self.errorf(f"{name} has arguments but cannot be invoked as function")
+                if value is NO_VALUE and name not in receiver.optional:
+                    # docker inspect's message: its raw-JSON fallback's, with missingkey=error
+                    self.errorf(f"map has no entry for key {gofmt.quote(name)}")
+                return value
+            if has_args:
+                self.errorf(f"{name} is not a method but has arguments")
+            if value is NO_VALUE:
+                if self.tmpl.missingkey == "error":
+                    self.errorf(f"map has no entry for key {gofmt.quote(name)}")
+                if self.tmpl.missingkey == "zero":
+                    return getattr(receiver, "zero", None)
+            return value
+        if receiver is None:
+            self.errorf(f"nil pointer evaluating interface {{}}.{name}")
+        kind = gofmt.type_name(receiver) if typed else "interface {}"
+        self.errorf(f"can't evaluate field {name} in type {kind}")
+
+    def eval_function(self, dot, ident, cmd, args, final):
+        self.node = ident
+        fn = self.funcs.get(ident.name)
+        if fn is None:
+            self.errorf(f"{gofmt.quote(ident.name)} is not a defined function")
+        return self.eval_call(dot, fn, True, cmd, ident.name, args, final)
+
+    def eval_call(self, dot, fn: Func, builtin: bool, node, name, args, final):
+        args = list(args[1:]) if args is not None else []
+        num_in = len(args) + (final is not _NO_FINAL)
+        params = fn.params
+        if fn.variadic is not None:
+            if num_in < len(params):
+                self.errorf(f"wrong number of args for {name}: want at least {len(params)} "
+                            f"got {len(args)}")
+        elif num_in != len(params):
+            self.errorf(f"wrong number of args for {name}: want {len(params)} got {num_in}")
+        if builtin and name in ("and", "or"):
+            v = NO_VALUE
+            for arg in args:
+                v = self.eval_arg(dot, "value", arg)
+                if truth(v)[0] == (name == "or"):
+                    return v
+            if final is not _NO_FINAL:
+                v = self.validate(final, "value")
+            return v
+        argv = []
+        for i, arg in enumerate(args):
+            argv.append(self.eval_arg(dot, params[i] if i < len(params) else fn.variadic, arg))
+        if final is not _NO_FINAL:
+            i = len(args)
+            argv.append(self.validate(final, params[i] if i < len(params) else fn.variadic))
+        try:
+            return fn.fn(*argv)
+        except CallError as e:
+            self.node = node
+            self.errorf(f"error calling {name}: {e}")
+
+    def eval_arg(self, dot, typ, n):
+        self.node = n
+        kind = n.kind
+        if kind == "dot":
+            return self.validate(dot, typ)
+        if kind == "nil":
+            if typ in (None, "any", "value", "[]string"):
+                return None
+            self.errorf(f"cannot assign nil to {_GO_TYPE[typ]}")
+        if kind == "field":
+            return self.validate(self.eval_field_node(dot, n, [n], _NO_FINAL), typ)
+        if kind == "variable":
+            return self.validate(self.eval_variable_node(dot, n, None, _NO_FINAL), typ)
+        if kind == "pipe":
+            return self.validate(self.eval_pipeline(dot, n), typ)
+        if kind == "identifier":
+            return self.validate(self.eval_function(dot, n, n, None, _NO_FINAL), typ)
+        if kind == "chain":
+            return self.validate(self.eval_chain_node(dot, n, None, _NO_FINAL), typ)
+        if typ == "bool":
+            if kind == "bool":
+                return n.value
+            self.errorf(f"expected bool; found {n}")
+        if typ == "int":
+            if kind == "number" and n.is_int:
+                return n.value_int
+            self.errorf(f"expected integer; found {n}")
+        if typ == "string":
+            if kind == "string":
+                return n.text
+            self.errorf(f"expected string; found {n}")
+        if typ == "[]string":
+            self.errorf(f"can't handle {n} for arg of type []string")
+        if kind == "bool":
+            return n.value
+        if kind == "number":
+            return self.ideal_constant(n)
+        return n.text
+
+    def validate(self, value, typ):
+        """Go's validateType: a value for a parameter of type `typ` (None: untyped)."""
+        if value is NO_VALUE:
+            if typ in (None, "value"):
+                return NO_VALUE
+            if typ in ("any", "[]string"):
+                return None
+            self.errorf(f"invalid value; expected {_GO_TYPE[typ]}")
+        if typ in (None, "any", "value"):
+            return value
+        ok = {"string": lambda v: isinstance(v, str),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "bool": lambda v: isinstance(v, bool),
+              "[]string": lambda v: isinstance(v, (list, tuple)) and
+              all(isinstance(e, str) for e in v)}[typ](value)
+        if not ok:
+            got = "interface {}" if value is None else gofmt.type_name(value)
+            self.errorf(f"wrong type for value; expected {_GO_TYPE[typ]}; got {got}")
+        return value
+
+
+# --- builtins --------------------------------------------------------------------------------
+
+def _deref(v):
+    return None if v is NO_VALUE else v
+
+
+def _len(item):
+    if item is NO_VALUE:
+        raise CallError("reflect: call of reflect.Value.Type on zero Value")
+    if item is None:
+        raise CallError("len of nil pointer")
+    if isinstance(item, str):
+        return len(item.encode("utf-8", "surrogateescape"))
+    if isinstance(item, (list, tuple, dict)):
+        return len(item)
+    raise CallError(f"len of type {gofmt.type_name(item)}")
+
+
+def _bytes(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+def _index_arg(index, cap: int) -> int:
+    if index is None or index is NO_VALUE:
+        raise CallError("cannot index slice/array with nil")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise CallError(f"cannot index slice/array with type {gofmt.type_name(index)}")
+    if index < 0 or index > cap:
+        raise CallError(f"index out of range: {index}")
+    return index
+
+
+def _index(item, *indexes):
+    item = _deref(item)
+    if item is None:
+        raise CallError("index of untyped nil")
+    for index in indexes:
+        index = _deref(index)
+        if item is None:
+            raise CallError("index of nil pointer")
+        if isinstance(item, (list, tuple, str)):
+            x = _index_arg(index, len(_bytes(item)) if isinstance(item, str) else len(item))
+            if isinstance(item, str):
+                data = _bytes(item)
+                if x == len(data):
+                    raise CallError("reflect: string index out of range")
+                item = data[x]
+            else:
+                if x == len(item):
+                    raise CallError("reflect: slice index out of range")
+                item = item[x]
+        elif isinstance(item, dict):
+            if index is None:
+                raise CallError("value is nil; should be of type string")
+            if not isinstance(index, str):
+                raise CallError(f"value has type {gofmt.type_name(index)}; should be string")
+            value = item.get(index, NO_VALUE)
+            item = getattr(item, "zero", None) if value is NO_VALUE or isinstance(value, Func) \
+                else value
+        else:
+            raise CallError(f"can't index item of type {gofmt.type_name(item)}")
+    return item
+
+
+def _slice(item, *indexes):
+    item = _deref(item)
+    if item is None:
+        raise CallError("slice of untyped nil")
+    if len(indexes) > 3:
+        raise CallError(f"too many slice indexes: {len(indexes)}")
+    if isinstance(item, str):
+        if len(indexes) == 3:
+            raise CallError("cannot 3-index slice a string")
+        data = _bytes(item)
+    elif isinstance(item, (list, tuple)):
+        data = item
+    else:
+        raise CallError(f"can't slice item of type {gofmt.type_name(item)}")
+    idx = [0, len(data), len(data)]
+    for i, index in enumerate(indexes):
+        idx[i] = _index_arg(_deref(index), len(data))
+    if idx[0] > idx[1]:
+        raise CallError(f"invalid slice index: {idx[0]} > {idx[1]}")
+    if len(indexes) == 3 and idx[1] > idx[2]:
+        raise CallError(f"invalid slice index: {idx[1]} > {idx[2]}")
+    part = data[idx[0]:idx[1]]
+    if isinstance(item, str):
+        return part.decode("utf-8", "surrogateescape")
+    return gofmt.Slice(part, type=getattr(item, "type", "[]interface {}"))
+
+
+_INT, _FLOAT, _STRING, _BOOL = "int", "float", "string", "bool"
+
+
+def _basic_kind(v):
+    if v is NO_VALUE or v is None:
+        return "invalid"
+    if isinstance(v, bool):
+        return _BOOL
+    if isinstance(v, int):
+        return _INT
+    if isinstance(v, float):
+        return _FLOAT
+    if isinstance(v, str):
+        return _STRING
+    return "other"
+
+
+def _eq(arg1, *arg2):
+    if not arg2:
+        raise CallError("missing argument for comparison")
+    k1 = _basic_kind(arg1)
+    for arg in arg2:
+        k2 = _basic_kind(arg)
+        if k1 != k2:
+            if k1 != "invalid" and k2 != "invalid":
+                raise CallError("incompatible types for comparison")
+            continue
+        if k1 == "invalid":
+            return True
+        if k1 == "other":
+            if isinstance(arg1, (list, dict)) or isinstance(arg, (list, dict)):
+                raise CallError(f"non-comparable type {gofmt.sprint_value(arg1)}: "
+                                f"{gofmt.type_name(arg1)}")
+            if arg1 is arg:
+                return True
+        elif arg1 == arg:
+            return True
+    return False
+
+
+def _lt(arg1, arg2):
+    k1, k2 = _basic_kind(arg1), _basic_kind(arg2)
+    if k1 in ("invalid", "other") or k2 in ("invalid", "other"):
+        raise CallError("invalid type for comparison")
+    if k1 != k2:
+        raise CallError("incompatible types for comparison")
+    if k1 == _BOOL:
+        raise CallError("invalid type for comparison")
+    return arg1 < arg2
+
+
+def _html(*args) -> str:
+    s = _eval_args(args)
+    return "".join({'"': "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;",
+                    "\0": "\ufffd"}.get(c, c) for c in s)
+
+
+def _js(*args) -> str:
+    out = []
+    for c in _eval_args(args):
+        esc = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E",
+               "&": "\\u0026", "=": "\\u003D"}.get(c)
+        if esc:
+            out.append(esc)
+        elif ord(c) < 0x20:
+            out.append(f"\\u00{ord(c):02X}")
+        elif ord(c) >= 0x80 and not c.isprintable():
+            out.append(f"\\u{ord(c):04X}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _urlquery(*args) -> str:
+    out = []
+    for b in _bytes(_eval_args(args)):
+        c = chr(b)
+        if c.isascii() and (c.isalnum() or c in "-_.~"):
+            out.append(c)
+        elif c == " ":
+            out.append("+")
+        else:
+            out.append(f"%{b:02X}")
+    return "".join(out)
+
+
+def _eval_args(args) -> str:
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    return gofmt.sprint(args)
+
+
+def _call(fn, *args):
+    fn = _deref(fn)
+    if fn is None:
+        raise CallError("call of nil")
+    if not isinstance(fn, Func):
+        raise CallError(f"non-function of type {gofmt.type_name(fn)}")
+    return fn.fn(*(_deref(a) for a in args))
+
+
+def _truth_value(v):
+    return truth(v)[0]
+
+
+BUILTINS = {
+    "and": Func(None, ("value",), "value"),
+    "or": Func(None, ("value",), "value"),
+    "not": Func(lambda v: not _truth_value(v), ("value",)),
+    "len": Func(_len, ("value",)),
+    "index": Func(_index, ("value",), "value"),
+    "slice": Func(_slice, ("value",), "value"),
+    "print": Func(lambda *a: gofmt.sprint(a), (), "any"),
+    "printf": Func(lambda f, *a: gofmt.sprintf(f, a), ("string",), "any"),
+    "println": Func(lambda *a: gofmt.sprintln(a), (), "any"),
+    "eq": Func(_eq, ("value",), "value"),
+    "ne": Func(lambda a, b: not _eq(a, b), ("value", "value")),
+    "lt": Func(_lt, ("value", "value")),
+    "le": Func(lambda a, b: _lt(a, b) or _eq(a, b), ("value", "value")),
+    "gt": Func(lambda a, b: not (_lt(a, b) or _eq(a, b)), ("value", "value")),
+    "ge": Func(lambda a, b: not _lt(a, b), ("value", "value")),
+    "html": Func(_html, (), "any"),
+    "js": Func(_js, (), "any"),
+    "urlquery": Func(_urlquery, (), "any"),
+    "call": Func(_call, ("value",), "value"),
+}
+
+
+# --- docker's functions (docker/cli templates) -----------------------------------------------
+
+def _json(v) -> str:
+    try:
+        return gofmt.json_dumps(v, escape_html=False)
+    except ValueError:
+        return ""    # docker ignores the encoder's error: nothing is written
+
+
+def _split(s: str, sep: str):
+    return gofmt.strings(list(s) if sep == "" else s.split(sep))
+
+
+def _title(s: str) -> str:
+    out, prev = [], " "
+    for c in s:
+        upper = c.upper()
+        out.append(upper if _is_separator(prev) and len(upper) == 1 else c)
+        prev = c
+    return "".join(out)
+
+
+def _is_separator(r: str) -> bool:
+    """strings.Title's: ASCII alphanumerics and _ are not, other ASCII is; beyond ASCII
+    letters and digits are not, spaces are."""
+    if ord(r) <= 0x7F:
+        return not (r.isalnum() or r == "_")
+    if r.isalpha() or r.isdecimal():
+        return False
+    return r.isspace()
+
+
+def _pad(s: str, prefix: int, suffix: int) -> str:
+    if s == "":
+        return s
+    return " " * prefix + s + " " * suffix
+
+
+def _truncate(s: str, length: int) -> str:
+    data = _bytes(s)
+    if len(data) < length:
+        return s
+    if length < 0:
+        raise CallError(f"runtime error: slice bounds out of range [:{length}]")
+    return data[:length].decode("utf-8", "surrogateescape")
+
+
+DOCKER_FUNCS = {
+    **BUILTINS,
+    "json": Func(_json, ("any",)),
+    "split": Func(_split, ("string", "string")),
+    "join": Func(lambda a, sep: sep.join(a), ("[]string", "string")),
+    "title": Func(_title, ("string",)),
+    "lower": Func(str.lower, ("string",)),
+    "upper": Func(str.upper, ("string",)),
+    "pad": Func(_pad, ("string", "int", "int")),
+    "truncate": Func(_truncate, ("string", "int")),
+}
+
+# docker's HeaderFunctions: a table's header shows the column's name, not what the function
+# would make of it (pad is not among them: the header keeps the column's alignment)
+HEADER_FUNCS = {
+    **DOCKER_FUNCS,
+    "json": Func(lambda v: v, ("string",)),
+    "split": Func(lambda v, _: v, ("string", "string")),
+    "join": Func(lambda v, _: v, ("string", "string")),
+    "title": Func(lambda v: v, ("string",)),
+    "lower": Func(lambda v: v, ("string",)),
+    "upper": Func(lambda v: v, ("string",)),
+    "truncate": Func(lambda v, _: v, ("string", "int")),
+}
