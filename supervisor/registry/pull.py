@@ -49,7 +49,7 @@ def pull(ref, content, client, platform: str | None = None, progress=None) -> Pu
     media_type = mf.kind_of(doc, f"{name}: manifest {target}", media_type)
     documents = [(body, target)]
     result_type, size, digest = media_type, len(body), target
-    for _ in range(mf.MAX_DEPTH):
+    for _ in range(mf.MAX_DEPTH + 1):     # the last turn only sees that it is a manifest
         if media_type in mf.MANIFESTS:
             break
         desc = _platform_entry(doc, platform, name)
