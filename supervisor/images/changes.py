@@ -70,7 +70,11 @@ def _entrypoint(work, args):
 def _env(work, args):
     env = list(work.get("Env") or [])
     for key, value in _pairs(args, _environ(work), "ENV"):
-        env = [e for e in env if e.partition("=")[0] != key] + [f"{key}={value}"]
+        keys = [e.partition("=")[0] for e in env]
+        if key in keys:                     # docker replaces it where it is
+            env[keys.index(key)] = f"{key}={value}"
+        else:
+            env.append(f"{key}={value}")
     work["Env"] = env
 
 
@@ -88,7 +92,7 @@ def _pairs(args: str, env: dict, keyword: str) -> list[tuple[str, str]]:
         key, _, value = args.partition(" ")
         if not value.strip():
             raise ChangeError(f"{keyword} {key} needs a value (KEY=value or KEY value)")
-        return [(_key(key, keyword), " ".join(words_of(value.strip(), env)))]
+        return [(_key(key, keyword), words_of(value.strip(), env, split=False)[0])]
     out = []
     for word in words:
         key, eq, value = word.partition("=")
@@ -107,8 +111,7 @@ def _key(key: str, keyword: str) -> str:
 
 
 def _workdir(work, args):
-    words = words_of(args, _environ(work))
-    path = " ".join(words)
+    path = words_of(args, _environ(work), split=False)[0]
     if not path.startswith("/"):
         path = posixpath.join(work.get("WorkingDir") or "/", path)
     work["WorkingDir"] = posixpath.normpath(path)
@@ -176,13 +179,14 @@ def _environ(work) -> dict:
     return dict(e.partition("=")[::2] for e in work.get("Env") or [])
 
 
-def words_of(text: str, env: dict) -> list[str]:
-    """docker's shell lexer: words split on blanks, 'single' quotes literal, "double" quotes
-    and bare words with \\ escapes and $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alternative}."""
+def words_of(text: str, env: dict, split: bool = True) -> list[str]:
+    """docker's shell lexer: words split on blanks (unless not split: one word, its blanks
+    kept), 'single' quotes literal, "double" quotes and bare words with \\ escapes and $VAR,
+    ${VAR}, ${VAR:-default}, ${VAR:+alternative}."""
     words, word, have, i = [], [], False, 0
     while i < len(text):
         c = text[i]
-        if c in " \t":
+        if c in " \t" and split:
             if have:
                 words.append("".join(word))
             word, have, i = [], False, i + 1
