@@ -1,9 +1,9 @@
 """Image archives with the real peers. Made by skopeo (docker-archive: and oci-archive: from an
 OCI layout of three layers: gzip, plain and zstd, a whiteout among them) and by podman (save in
 both formats, several images at once, an imported rootfs) with private storage, plus docker
-save's layouts: read_archive gets the right names, configs, layers and diff_ids, every blob
-verified. Archives written by write_archive load in podman (and run) and in a private
-containerd, whose snapshot keys are our chain ids. Bad archives (truncated, corrupt, a missing
+save's layouts (a private dockerd 20.10's own save too): read_archive gets the right names,
+configs, layers and diff_ids, every blob verified. Archives written by write_archive load and run
+in podman and dockerd, and load in a private containerd, whose snapshot keys are our chain ids. Bad archives (truncated, corrupt, a missing
 blob, bad JSON, not a tar, a blob under another digest's name) fail with an ArchiveError naming
 what is wrong, and leave only verified blobs, all listed for cleanup."""
 from __future__ import annotations
@@ -24,6 +24,7 @@ import zstandard
 
 import images as testimages
 from peers import Podman, private_containerd, private_podman, skopeo  # noqa: F401 (fixtures)
+from test_clients_docker import dockerd  # noqa: F401 (fixture: a private dockerd 20.10)
 from supervisor.content.store import ContentStore
 from supervisor.images import manifest as mf
 from supervisor.images.archive import ArchiveError, read_archive, write_archive
@@ -254,10 +255,7 @@ def test_read_from_a_pipe_compressed_or_not(made, tmp_path, tool):
 
 
 def test_tag_only_ref_names_need_a_base_name(tmp_path, made):
-    layout = made.base / "layout-zstd"
-    members = [(str(p.relative_to(layout)), p.read_bytes()) for p in sorted(layout.rglob("*"))
-               if p.is_file()]
-    archive = write_tar(tmp_path / "tag-only.tar", members)
+    archive = layout_archive(made.base / "layout-zstd", tmp_path / "tag-only.tar")
     cs = ContentStore(str(tmp_path / "store"))
     with open(archive, "rb") as f:
         assert read_archive(f, cs)[0].names == []           # "v1" alone names nothing
@@ -630,3 +628,41 @@ def test_not_a_tar(tmp_path, data, message):
     with pytest.raises(ArchiveError, match=message) as err:
         read_archive(io.BytesIO(data), cs)
     assert_clean_failure(cs, err.value, [])
+
+
+# -- dockerd (a private 20.10) -------------------------------------------------------------------
+
+
+def layout_archive(layout: Path, dest: Path) -> Path:
+    """The OCI layout directory as an archive (ref.name "v1": a tag, no name)."""
+    return write_tar(dest, [(str(p.relative_to(layout)), p.read_bytes())
+                            for p in sorted(layout.rglob("*")) if p.is_file()])
+
+
+def test_docker_loads_runs_and_saves(made, tmp_path, dockerd):
+    """dockerd 20.10 reads no zstd layer: the gzip, plain, gzip image."""
+    cs = ContentStore(str(tmp_path / "store"))
+    with open(layout_archive(made.base / "layout-gzip", tmp_path / "in.tar"), "rb") as f:
+        (image,) = read_archive(f, cs, base_name="localhost/gzip")
+    out = tmp_path / "ours.tar"
+    with open(out, "wb") as f:
+        write_archive([("example.com/ns/gzip:v1", image.target)], cs, f)
+    dockerd("load", "-i", out)
+    try:
+        layers = json.loads(dockerd("image", "inspect", "--format", "{{json .RootFS.Layers}}",
+                                    "example.com/ns/gzip:v1").stdout)
+        assert layers == made.diff_ids
+        proc = dockerd("run", "--rm", "--network", "none", "example.com/ns/gzip:v1", "sh", "-c",
+                       "cat /etc/motd; test -e /bin/vi && echo vi-is-back; wc -c < /srv/data")
+        assert proc.stdout.split("\n")[:2] == [MOTD.decode().strip(), str(len(DATA))]
+        # and docker's own save (20.10: the old layout, plain layers) reads back right
+        theirs = tmp_path / "docker-save.tar"
+        dockerd("save", "-o", theirs, "example.com/ns/gzip:v1")
+    finally:
+        dockerd("rmi", "-f", "example.com/ns/gzip:v1", check=False)
+    cs2 = ContentStore(str(tmp_path / "store2"))
+    with open(theirs, "rb") as f:
+        (back,) = read_archive(f, cs2)
+    assert back.names == ["example.com/ns/gzip:v1"]
+    assert mf.resolve(cs2, back.target).diff_ids == made.diff_ids
+    assert_store_verified(cs2)
