@@ -58,6 +58,13 @@ class _Continue(Exception):
     pass
 
 
+def _generic(container) -> bool:
+    """A map[string]interface {} or []interface {}: what it holds has the static type
+    interface {}, which is what Go names in some errors."""
+    return getattr(container, "type", "interface {}").endswith("interface {}") and \
+        not isinstance(container, gofmt.Struct)
+
+
 def truth(v) -> tuple[bool, bool]:
     """Go's isTrue: (truth, ok)."""
     if v is NO_VALUE or v is None:
@@ -214,7 +221,11 @@ class _State:
             self.errorf(f"template {gofmt.quote(node.name)} not defined")
         value = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else NO_VALUE
         inner = _State(self.tmpl, self.out, self.funcs, value, name=node.name)
-        inner.walk(value, body)
+        try:
+            inner.walk(value, body)
+        except RecursionError:    # Python's stack ends long before Go's depth limit
+            self.node = node
+            self.errorf(f"exceeded maximum template depth ({MAX_DEPTH})")
 
     # expressions
     def eval_pipeline(self, dot, pipe):
@@ -289,11 +300,11 @@ class _State:
         return self.eval_field_chain(dot, value, var, var.idents[1:], args, final)
 
     def eval_field_chain(self, dot, receiver, node, idents, args, final):
-        typed = isinstance(receiver, gofmt.Struct)
+        typed = True    # a pipeline's value has its concrete type; a generic map's, interface {}
         for ident in idents[:-1]:
             parent = receiver
             receiver = self.eval_field(dot, ident, node, None, _NO_FINAL, receiver, typed)
-            typed = isinstance(parent, gofmt.Struct) or isinstance(receiver, gofmt.Struct)
+            typed = not _generic(parent)
         return self.eval_field(dot, idents[-1], node, args, final, receiver, typed)
 
     def eval_field(self, dot, name, node, args, final, receiver, typed):
@@ -370,7 +381,9 @@ class _State:
         if kind == "dot":
             return self.validate(dot, typ)
         if kind == "nil":
-            if typ in (None, "any", "value", "[]string"):
+            if typ in (None, "value"):
+                return NO_VALUE
+            if typ in ("any", "[]string"):
                 return None
             self.errorf(f"cannot assign nil to {_GO_TYPE[typ]}")
         if kind == "field":
@@ -675,6 +688,17 @@ def _is_separator(r: str) -> bool:
     return r.isspace()
 
 
+def _simple_case(s: str, convert) -> str:
+    """Go's ToUpper/ToLower map rune to rune (Unicode's simple mappings): where Python's full
+    mapping gives several, upper keeps the rune (ß) and lower takes the first (İ -> i)."""
+    out = convert(s)
+    if len(out) == len(s):
+        return out
+    lower = convert is str.lower
+    return "".join(m if len(m) == 1 else m[0] if lower else c
+                   for c, m in ((c, convert(c)) for c in s))
+
+
 def _pad(s: str, prefix: int, suffix: int) -> str:
     if s == "":
         return s
@@ -696,8 +720,8 @@ DOCKER_FUNCS = {
     "split": Func(_split, ("string", "string")),
     "join": Func(lambda a, sep: sep.join(a), ("[]string", "string")),
     "title": Func(_title, ("string",)),
-    "lower": Func(str.lower, ("string",)),
-    "upper": Func(str.upper, ("string",)),
+    "lower": Func(lambda s: _simple_case(s, str.lower), ("string",)),
+    "upper": Func(lambda s: _simple_case(s, str.upper), ("string",)),
     "pad": Func(_pad, ("string", "int", "int")),
     "truncate": Func(_truncate, ("string", "int")),
 }

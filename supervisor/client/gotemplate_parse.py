@@ -149,7 +149,7 @@ def lex(text: str):
                         return
                     if c == ch:
                         break
-                yield token("string" if ch == '"' else "char", start, pos)
+                yield token("string" if ch == '"' else "charconst", start, pos)
             elif ch == "`":
                 close = text.find("`", pos)
                 if close < 0:
@@ -190,12 +190,12 @@ def lex(text: str):
                 yield token("(", start, pos)
             elif ch == ")":
                 depth -= 1
+                yield token(")", start, pos)
                 if depth < 0:
                     yield Token("error", start, f"unexpected right paren {_rune(ch)}", line)
                     return
-                yield token(")", start, pos)
             elif ord(ch) < 0x80 and ch.isprintable():
-                yield token("char", start, pos) if ch != "," else token(",", start, pos)
+                yield token("punct" if ch != "," else ",", start, pos)
             else:
                 yield Token("error", start, f"unrecognized character in action: {_rune(ch)}",
                             line)
@@ -527,6 +527,12 @@ def unquote(s: str) -> str:
     return text
 
 
+def _escape_prefix(body: str) -> str:
+    """The first escape sequence of a character constant's body (\\x41, \\u00e9, \\101)."""
+    size = {"x": 4, "u": 6, "U": 10}.get(body[1], 4 if body[1] in "01234567" else 2)
+    return body[:size]
+
+
 def _go_int(text: str):
     """strconv.ParseInt(text, 0, 64), or None."""
     t = text
@@ -547,7 +553,15 @@ def _go_int(text: str):
 
 
 def number(pos: int, text: str, typ: str) -> Number:
-    if typ == "char":
+    if typ == "charconst":
+        body = text[1:-1]
+        if not body:
+            raise ValueError("invalid syntax")
+        first = body[:2 if body[0] == "\\" else 1]
+        if first == "\\" or len(body) > 1 and first[0] == "\\" and body[1] in "xuU01234567":
+            first = _escape_prefix(body)
+        if first != body:
+            raise ValueError(f"malformed character constant: {text}")
         r = ord(unquote(text))
         return Number(pos, text, True, r, float(r), False)
     if text.endswith("i"):
@@ -558,6 +572,8 @@ def number(pos: int, text: str, typ: str) -> Number:
     try:
         t = text.replace("_", "")
         f = float.fromhex(t) if t.lstrip("+-")[:2].lower() == "0x" else float(t)
+        if f in (float("inf"), float("-inf")):    # out of float64's range: ParseFloat fails
+            raise ValueError
     except ValueError:
         raise ValueError(f"illegal number syntax: {_goquote(text)}") from None
     if not any(c in text for c in ".eEpP"):
@@ -785,10 +801,11 @@ class Tree:
         tok = self.peek_non_space()
         pipe = Pipe(tok.pos, tok.line)
         while True:    # declarations: $x := / $x = / range $i, $e :=
-            v = self.peek_non_space()
+            mark = self._i
+            v = self.next_non_space()
             if v.typ != "variable":
+                self._i = mark
                 break
-            self.next_non_space()
             nxt = self.peek_non_space()
             if nxt.typ in ("=", ":="):
                 pipe.is_assign = nxt.typ == "="
@@ -805,14 +822,14 @@ class Tree:
                         continue
                     self.errorf("range can only initialize variables")
                 self.errorf(f"too many declarations in {context}")
-            self.backup()    # $x is an operand, not a declaration
+            self._i = mark    # $x is an operand, not a declaration
             break
         while True:
             tok = self.next_non_space()
             if tok.typ == end:
                 self.check_pipeline(pipe, context)
                 return pipe
-            if tok.typ in ("bool", "char", "dot", "field", "identifier", "number", "nil",
+            if tok.typ in ("bool", "charconst", "dot", "field", "identifier", "number", "nil",
                            "raw", "string", "variable", "("):
                 self.backup()
                 pipe.cmds.append(self.command())
@@ -882,7 +899,7 @@ class Tree:
             return Field(tok.pos, [tok.val[1:]])
         if typ == "bool":
             return Bool(tok.pos, tok.val == "true")
-        if typ in ("char", "number"):
+        if typ in ("charconst", "number"):
             try:
                 return number(tok.pos, tok.val, typ)
             except ValueError as e:
