@@ -67,7 +67,12 @@ class Decompressed:
 
 def open_stream(fileobj):
     """A readinto()-able stream of the tar in fileobj, decompressing by magic bytes."""
-    head = fileobj.read(6)
+    head = b""
+    while len(head) < 6:            # an unbuffered pipe may give fewer bytes than asked
+        more = fileobj.read(6 - len(head))
+        if not more:
+            break
+        head += more
     if head[:2] == b"\x1f\x8b":
         return Decompressed(fileobj, lambda: zlib.decompressobj(31), head, concatenated=True)
     if head[:6] == b"\xfd7zXZ\x00":

@@ -58,7 +58,9 @@ class Podman:
         return run(["podman", *self.globals, *map(str, args)], check=check, timeout=timeout)
 
     def run_flags(self) -> list[str]:
-        return [*ULIMITS, "--cgroup-parent", self.cgroup_parent, "--network", "none", "--pull", "never"]
+        # --pull never: an image missing here is an error, never a lookup on the network
+        return [*ULIMITS, "--cgroup-parent", self.cgroup_parent, "--network", "none",
+                "--pull", "never"]
 
     def close(self) -> list[str]:
         """Everything podman made goes; the cgroups it could not remove are returned."""
