@@ -161,7 +161,7 @@ def _present(content, desc: mf.Descriptor, what: str, kind: str) -> None:
 def _present_tree(content, digest: str, platform, what: str) -> None:
     """Down the indexes to the platform's manifest and its config: each there, to say which
     blob the archive lacks (resolve() then checks what they say)."""
-    for _ in range(mf.MAX_DEPTH):
+    for _ in range(mf.MAX_DEPTH + 1):
         doc = mf.parse_document(content.read(digest, limit=mf.MAX_DOCUMENT), f"{what}: {digest}")
         if "manifests" not in doc:
             if isinstance(doc.get("config"), dict):

@@ -194,7 +194,7 @@ def resolve(content, digest: str, platform: str | None = None, name: str = "",
         raise ManifestError(f"{what}: {e}") from None
     target_type, current, current_type = "", digest, media_type
     data = _read(content, digest, f"{what}: manifest")
-    for _ in range(MAX_DEPTH):
+    for _ in range(MAX_DEPTH + 1):      # MAX_DEPTH indexes, then the manifest
         doc = parse_document(data, f"{what}: {current}")
         mt = kind_of(doc, f"{what}: {current}", current_type)
         target_type = target_type or mt

@@ -173,12 +173,14 @@ def test_bad_documents_are_refused_with_what_is_wrong(content, make, message):
         mf.resolve(content, make(content), "linux/amd64")
 
 
-def test_an_index_loop_ends(content):
+def test_indexes_nested_deeper_than_max_depth_are_refused(content):
     # an index cannot contain itself (digests), but a deep chain is refused all the same
-    desc = image(content)
-    for _ in range(mf.MAX_DEPTH + 1):
+    manifest = desc = image(content)
+    for _ in range(mf.MAX_DEPTH):
         desc = index(content, [desc | {"platform": None}])
-    with pytest.raises(mf.ManifestError, match="nested deeper"):
+    assert mf.resolve(content, desc["digest"]).manifest_digest == manifest["digest"]
+    desc = index(content, [desc | {"platform": None}])
+    with pytest.raises(mf.ManifestError, match=f"nested deeper than {mf.MAX_DEPTH}"):
         mf.resolve(content, desc["digest"])
 
 
