@@ -10,8 +10,9 @@ fmt prints [] or map[] and len is 0, as Go does for a typed nil)."""
 
 
 class Struct(dict):
-    """A Go struct as a dict, in field order. `optional`: fields that may be absent (docker's
-    zero times, left out here) and then print <no value> instead of failing."""
+    """A Go struct as a dict, in field order (fmt prints it as {value value ...}).
+    `optional`: fields that may be absent (docker's zero times, left out here) and then print
+    <no value> instead of failing."""
     __slots__ = ("optional",)
 
     def __init__(self, *args, optional=(), **kw):
@@ -121,7 +122,7 @@ def json_float(x: float) -> str:
     a = abs(x)
     if a != 0 and (a < 1e-6 or a >= 1e21):
         text = format_float(x, "e")
-        if text[-4:-2] == "-0":
+        if text[-4:-1] == "e-0":     # e-07 -> e-7
             text = text[:-2] + text[-1]
         return text
     return format_float(x, "f")
@@ -181,6 +182,8 @@ def sprint_value(v) -> str:
         return str(v)
     if isinstance(v, float):
         return format_float(v)
+    if isinstance(v, Struct):    # fmt's {field field ...}
+        return "{" + " ".join(sprint_value(e) for e in v.values() if not callable(e)) + "}"
     if isinstance(v, dict):
         return "map[" + " ".join(f"{sprint_value(k)}:{sprint_value(v[k])}"
                                  for k in sorted(v) if not callable(v[k])) + "]"
@@ -319,6 +322,9 @@ def format_one(spec: _Spec, verb: str, v, depth: int = 0) -> str:
         return _fmt_float(spec, verb, v)
     if isinstance(v, str):
         return _fmt_str(spec, verb, v)
+    if isinstance(v, Struct):
+        return "{" + " ".join(format_one(spec, verb, e, depth + 1) for e in v.values()
+                              if not callable(e)) + "}"
     if isinstance(v, dict):
         return "map[" + " ".join(
             f"{format_one(spec, verb, k, depth + 1)}:{format_one(spec, verb, v[k], depth + 1)}"

@@ -1,0 +1,255 @@
+"""docker's shapes for hawserctl: `inspect` of containers and images as docker 20.10 prints
+them (ContainerJSON, ImageInspect) from hawser.v1 messages, and `--format` on them.
+
+    container_inspect(c, image=None) -> dict     image_inspect(img) -> dict
+    inspect_format(objs, fmt) -> text            (FormatError: docker's message and status)
+
+What hawser has no counterpart for is there with docker's empty value (ResolvConfPath "",
+NetworkSettings of a container without a network, as hawser's are), so that scripts find
+the keys they look for. A time not yet reached (StartedAt before the first start, FinishedAt
+while running) is left out, not written as Go's zero time; {{.State.FinishedAt}} then prints
+<no value>. The ps and images tables are in docker_lists.py (re-exported here)."""
+from supervisor.client import docker_units as units
+from supervisor.client import gofmt
+from supervisor.client.docker_lists import (FormatError, familiar, image_json, image_rows,
+                                            images_output, ps_output, ps_row, render_table,
+                                            short_id, split_reference, state_name)
+from supervisor.client.gofmt import Map, Slice, Struct, string_map, strings
+
+__all__ = ["container_inspect", "image_inspect", "inspect_format", "FormatError", "ps_row",
+           "image_rows", "render_table", "ps_output", "images_output"]
+
+RUNNING, PAUSED, STOPPED = 2, 4, 3
+# what hawser's runtime masks and makes read-only (runtime/specgen.py's default spec)
+MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+SHM_SIZE = 65536 * 1024
+
+
+def _time(ts) -> str | None:
+    if units.timestamp_seconds(ts) is None:
+        return None
+    return units.rfc3339_nano(ts.seconds, ts.nanos)
+
+
+def _ports(ports) -> Map:
+    return Map(sorted((p if "/" in p else p + "/tcp", Struct()) for p in ports))
+
+
+def _set(struct: Struct, key: str, value) -> None:
+    """A field docker leaves out when empty (omitempty)."""
+    if value:
+        struct[key] = value
+
+
+# --- containers ------------------------------------------------------------------------------
+
+def _state(c) -> Struct:
+    running = c.status in (RUNNING, PAUSED)
+    state = Struct(optional=("StartedAt", "FinishedAt"))
+    state.update(Status=state_name(c), Running=running, Paused=c.status == PAUSED,
+                 Restarting=False, OOMKilled=False, Dead=False, Pid=c.pid,
+                 ExitCode=c.exit_status if c.status == STOPPED else 0, Error="")
+    started = _time(c.started_at)
+    if started:
+        state["StartedAt"] = started
+    finished = _time(c.exited_at)
+    if finished and c.status == STOPPED and started:
+        state["FinishedAt"] = finished
+    return state
+
+
+def _restart_policy(text: str) -> Struct:
+    name, _, count = (text or "no").partition(":")
+    return Struct(Name=name, MaximumRetryCount=int(count) if count.isdigit() else 0)
+
+
+def _host_config(c, config) -> Struct:
+    binds = [f"{m.source}:{m.destination}" + (":ro" if m.read_only else "")
+             for m in config.mounts]
+    return Struct(
+        Binds=strings(binds or None), ContainerIDFile="",
+        LogConfig=Struct(Type="json-file", Config=string_map({})), NetworkMode="none",
+        PortBindings=Map(), RestartPolicy=_restart_policy(config.restart_policy),
+        AutoRemove=(c.labels or {}).get("hawser.autoremove") == "true", VolumeDriver="",
+        VolumesFrom=strings(), CapAdd=strings(), CapDrop=strings(), CgroupnsMode="private",
+        Dns=strings([]), DnsOptions=strings([]), DnsSearch=strings([]), ExtraHosts=strings(),
+        GroupAdd=strings(), IpcMode="private", Cgroup="", Links=strings(), OomScoreAdj=0,
+        PidMode="", Privileged=False, PublishAllPorts=False, ReadonlyRootfs=config.read_only,
+        SecurityOpt=strings(), UTSMode="", UsernsMode="", ShmSize=SHM_SIZE,
+        Runtime=c.runtime, ConsoleSize=Slice([0, 0], type="[2]uint"), Isolation="",
+        CpuShares=0, Memory=config.memory_limit, NanoCpus=round(config.cpus * 1e9),
+        CgroupParent="", BlkioWeight=0, BlkioWeightDevice=Slice([]), BlkioDeviceReadBps=None,
+        BlkioDeviceWriteBps=None, BlkioDeviceReadIOps=None, BlkioDeviceWriteIOps=None,
+        CpuPeriod=0, CpuQuota=0, CpuRealtimePeriod=0, CpuRealtimeRuntime=0, CpusetCpus="",
+        CpusetMems="", Devices=Slice([]), DeviceCgroupRules=strings(), DeviceRequests=None,
+        KernelMemory=0, KernelMemoryTCP=0, MemoryReservation=0, MemorySwap=0,
+        MemorySwappiness=None, OomKillDisable=False,
+        PidsLimit=config.pids_limit or None, Ulimits=None, CpuCount=0, CpuPercent=0,
+        IOMaximumIOps=0, IOMaximumBandwidth=0, MaskedPaths=strings(MASKED_PATHS),
+        ReadonlyPaths=strings(READONLY_PATHS))
+
+
+def _container_config(c, config) -> Struct:
+    out = Struct(Hostname=config.hostname or c.id[:12], Domainname="", User=config.user,
+                 AttachStdin=False, AttachStdout=False, AttachStderr=False)
+    _set(out, "ExposedPorts", config.exposed_ports and _ports(config.exposed_ports))
+    out.update(Tty=config.terminal, OpenStdin=config.open_stdin, StdinOnce=False,
+               Env=strings(list(config.env) or None), Cmd=strings(list(config.args) or None),
+               Image=familiar(c.image) if c.image else "",
+               Volumes=Map(sorted((v, Struct()) for v in config.volumes), nil=True),
+               WorkingDir=config.cwd, Entrypoint=strings(list(config.entrypoint) or None),
+               OnBuild=strings(), Labels=string_map(dict(c.labels or {})))
+    _set(out, "StopSignal", config.stop_signal)
+    return out
+
+
+def _network_settings() -> Struct:
+    """docker's NetworkSettings of a container on `--network none`: hawser's containers have
+    a network namespace of their own with only lo."""
+    endpoint = Struct(IPAMConfig=None, Links=strings(), Aliases=strings(), NetworkID="",
+                      EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, IPv6Gateway="",
+                      GlobalIPv6Address="", GlobalIPv6PrefixLen=0, MacAddress="",
+                      DriverOpts=None)
+    return Struct(Bridge="", SandboxID="", HairpinMode=False, LinkLocalIPv6Address="",
+                  LinkLocalIPv6PrefixLen=0, Ports=Map(), SandboxKey="",
+                  SecondaryIPAddresses=None, SecondaryIPv6Addresses=None, EndpointID="",
+                  Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0, IPAddress="",
+                  IPPrefixLen=0, IPv6Gateway="", MacAddress="",
+                  Networks=Map({"none": endpoint}))
+
+
+def container_inspect(c, image=None) -> Struct:
+    """docker 20.10's ContainerJSON for a hawser.v1.Container; image: its hawser.v1.Image
+    when the caller has it (Platform is then the image's os)."""
+    import os
+    config = c.config if c.config is not None else _empty_config()
+    argv = list(config.entrypoint) + list(config.args)
+    platform = "linux"
+    if image is not None:
+        platform = image_json(image).get("os") or platform
+    merged = os.path.join(c.bundle, "rootfs") if c.snapshot and c.bundle else ""
+    out = Struct(optional=("Created",), Id=c.id)
+    _set(out, "Created", _time(c.created_at))
+    out.update(
+        Path=argv[0] if argv else "", Args=strings(argv[1:]), State=_state(c),
+        Image=c.image_id, ResolvConfPath="", HostnamePath="", HostsPath="",
+        LogPath=c.log_path, Name="/" + c.name, RestartCount=c.restart_count,
+        Driver="overlay" if c.snapshot else "", Platform=platform, MountLabel="",
+        ProcessLabel="", AppArmorProfile="", ExecIDs=strings(),
+        HostConfig=_host_config(c, config),
+        GraphDriver=Struct(Data=string_map({"MergedDir": merged}) if merged else None,
+                           Name="overlay" if c.snapshot else ""),
+        Mounts=Slice([Struct(Type="bind", Source=m.source, Destination=m.destination,
+                             Mode="ro" if m.read_only else "", RW=not m.read_only,
+                             Propagation="rprivate") for m in config.mounts]),
+        Config=_container_config(c, config), NetworkSettings=_network_settings())
+    return out
+
+
+def _empty_config():
+    from supervisor.client.messages import package
+    return package("hawser.v1").ContainerConfig()
+
+
+# --- images ----------------------------------------------------------------------------------
+
+def image_config(cfg) -> Struct:
+    """docker's container.Config (the image config's "config"), in its field order, the
+    omitempty ones left out when empty."""
+    cfg = cfg if isinstance(cfg, dict) else {}
+    out = Struct(Hostname=cfg.get("Hostname", ""), Domainname=cfg.get("Domainname", ""),
+                 User=cfg.get("User", ""), AttachStdin=bool(cfg.get("AttachStdin")),
+                 AttachStdout=bool(cfg.get("AttachStdout")),
+                 AttachStderr=bool(cfg.get("AttachStderr")))
+    _set(out, "ExposedPorts", cfg.get("ExposedPorts") and _ports(cfg["ExposedPorts"]))
+    out.update(Tty=bool(cfg.get("Tty")), OpenStdin=bool(cfg.get("OpenStdin")),
+               StdinOnce=bool(cfg.get("StdinOnce")), Env=strings(cfg.get("Env")),
+               Cmd=strings(cfg.get("Cmd")))
+    _set(out, "Healthcheck", cfg.get("Healthcheck"))
+    _set(out, "ArgsEscaped", bool(cfg.get("ArgsEscaped")))
+    out.update(Image=cfg.get("Image", ""),
+               Volumes=Map(sorted((v, Struct()) for v in cfg.get("Volumes") or {}),
+                           nil=not cfg.get("Volumes")),
+               WorkingDir=cfg.get("WorkingDir", ""), Entrypoint=strings(cfg.get("Entrypoint")))
+    _set(out, "NetworkDisabled", bool(cfg.get("NetworkDisabled")))
+    _set(out, "MacAddress", cfg.get("MacAddress"))
+    out.update(OnBuild=strings(cfg.get("OnBuild")), Labels=string_map(cfg.get("Labels")))
+    for key in ("StopSignal", "StopTimeout", "Shell"):
+        _set(out, key, cfg.get(key))
+    return out
+
+
+def image_created(img, doc: dict | None = None) -> str | None:
+    """RFC 3339 of the image's "created", None when its config has none."""
+    if units.timestamp_seconds(img.created) is not None:
+        return units.rfc3339_nano(img.created.seconds, img.created.nanos)
+    doc = image_json(img) if doc is None else doc
+    return units.rfc3339_nano(0) if doc.get("created") else None    # the epoch itself
+
+
+def image_inspect(img) -> Struct:
+    """docker 20.10's ImageInspect for a hawser.v1.Image."""
+    doc = image_json(img)
+    tags, digests = [], []
+    for name in img.repo_tags or ([img.name] if img.name else []):
+        repo, tag, digest = split_reference(name)
+        if tag and not digest:
+            tags.append(familiar(name))
+    for name in img.repo_digests or ():
+        digests.append(familiar(name))
+    out = Struct(optional=("Created",))
+    out.update(Id=img.id, RepoTags=strings(tags), RepoDigests=strings(digests), Parent="",
+               Comment=doc.get("comment", ""))
+    created = image_created(img, doc)
+    if created:
+        out["Created"] = created
+    out.update(Container=doc.get("container", ""),
+               ContainerConfig=image_config(doc.get("container_config")),
+               DockerVersion=doc.get("docker_version", ""), Author=doc.get("author", ""),
+               Config=image_config(doc.get("config")), Architecture=doc.get("architecture", ""))
+    _set(out, "Variant", doc.get("variant"))
+    out["Os"] = doc.get("os", "")
+    _set(out, "OsVersion", doc.get("os.version"))
+    rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
+    metadata = Struct(optional=("LastTagTime",))
+    _set(metadata, "LastTagTime", _time(img.updated))
+    out.update(Size=img.size, VirtualSize=img.size,
+               GraphDriver=Struct(Data=None, Name="overlay"),
+               RootFS=Struct(Type=rootfs.get("type", "layers"),
+                             Layers=strings(list(rootfs.get("diff_ids") or []))),
+               Metadata=metadata)
+    return out
+
+
+# --- --format ---------------------------------------------------------------------------------
+
+def inspect_format(objs: list, fmt: str = "") -> str:
+    """What `docker inspect [--format F]` prints for these shapes: "" or "json": an indented
+    JSON array (4 spaces, as docker indents the daemon's JSON); a template: its output for
+    each object, a line each. FormatError: a template that does not parse (status 64,
+    nothing printed) or fails on an object (status 1, `output` has the others' lines)."""
+    if fmt in ("", "json"):
+        if not objs:
+            return "[]\n"
+        return gofmt.json_dumps(list(objs), escape_html=True, indent="    ") + "\n"
+    from supervisor.client import gotemplate
+    try:
+        tmpl = gotemplate.Template(fmt)
+    except gotemplate.TemplateError as e:
+        raise FormatError(f"Template parsing error: {e}", status=64) from None
+    out, errors = [], []
+    for obj in objs:
+        try:
+            out.append(tmpl.execute(obj) + "\n")
+        except gotemplate.TemplateError as e:
+            errors.append(f"Template parsing error: {e}")
+    text = "".join(out) or "\n"
+    if errors:
+        raise FormatError("\n".join(errors), status=1, output=text)
+    return text
+
+
+__all__ += ["image_config", "image_created", "short_id"]
