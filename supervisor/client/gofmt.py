@@ -12,12 +12,15 @@ fmt prints [] or map[] and len is 0, as Go does for a typed nil)."""
 class Struct(dict):
     """A Go struct as a dict, in field order (fmt prints it as {value value ...}).
     `optional`: fields that may be absent (docker's zero times, left out here) and then print
-    <no value> instead of failing."""
-    __slots__ = ("optional",)
+    <no value> instead of failing. `type`: the Go type a missing field's error names; None:
+    docker inspect's error (it retries a template on the JSON as a map, missingkey=error).
+    `escape_html`: its JSON is json.Marshal's, < > & escaped whatever the encoder says
+    (docker's table rows marshal themselves that way)."""
+    __slots__ = ("optional", "type", "escape_html")
 
-    def __init__(self, *args, optional=(), **kw):
+    def __init__(self, *args, optional=(), type=None, escape_html=False, **kw):
         super().__init__(*args, **kw)
-        self.optional = frozenset(optional)
+        self.optional, self.type, self.escape_html = frozenset(optional), type, escape_html
 
 
 class Map(dict):
@@ -64,7 +67,7 @@ def type_name(v) -> str:
     if isinstance(v, (Map, Slice)):
         return v.type
     if isinstance(v, Struct):
-        return "struct"
+        return v.type or "struct"
     if isinstance(v, dict):
         return "map[string]interface {}"
     if isinstance(v, (list, tuple)):
@@ -445,6 +448,7 @@ def _json(v, out: list, escape_html: bool, indent: str, level: int) -> None:
     elif isinstance(v, float):
         out.append(json_float(v))
     elif isinstance(v, dict):
+        escape_html = escape_html or getattr(v, "escape_html", False)
         keys = sorted(v) if isinstance(v, Map) else list(v)
         items = [(k, v[k]) for k in keys if not callable(v[k])]
         if not items:

@@ -59,10 +59,12 @@ class _Continue(Exception):
 
 
 def _generic(container) -> bool:
-    """A map[string]interface {} or []interface {}: what it holds has the static type
-    interface {}, which is what Go names in some errors."""
-    return getattr(container, "type", "interface {}").endswith("interface {}") and \
-        not isinstance(container, gofmt.Struct)
+    """A map[string]interface {} or []interface {} (or a Struct of docker inspect, whose
+    errors come from its JSON as such a map): what it holds has the static type interface {},
+    which is what Go names in some errors."""
+    if isinstance(container, gofmt.Struct):
+        return container.type is None
+    return (getattr(container, "type", None) or "interface {}").endswith("interface {}")
 
 
 def truth(v) -> tuple[bool, bool]:
@@ -321,6 +323,8 @@ class _State:
                 if has_args:
                     self.errorf(f"{name} has arguments but cannot be invoked as function")
                 if value is NO_VALUE and name not in receiver.optional:
+                    if receiver.type:
+                        self.errorf(f"can't evaluate field {name} in type {receiver.type}")
                     # docker inspect's message: its raw-JSON fallback's, with missingkey=error
                     self.errorf(f"map has no entry for key {gofmt.quote(name)}")
                 return value

@@ -213,7 +213,8 @@ def _goquote(s: str) -> str:
 
 
 def _at_terminator(text: str, pos: int) -> bool:
-    return pos >= len(text) or text[pos] in SPACE or text[pos] in ".,|:)(}"
+    return pos >= len(text) or text[pos] in SPACE or text[pos] in ".,|:)(" or \
+        text.startswith("}}", pos)
 
 
 def _accept_run(text: str, pos: int, chars: str) -> int:
