@@ -144,7 +144,7 @@ def container_inspect(c, image=None) -> Struct:
                            Name="overlay" if c.snapshot else ""),
         Mounts=Slice([Struct(Type="bind", Source=m.source, Destination=m.destination,
                              Mode="ro" if m.read_only else "", RW=not m.read_only,
-                             Propagation="rprivate") for m in config.mounts]),
+                             Propagation="rslave") for m in config.mounts]),
         Config=_container_config(c, config), NetworkSettings=_network_settings())
     return out
 
@@ -229,23 +229,25 @@ def image_inspect(img) -> Struct:
 def inspect_format(objs: list, fmt: str = "") -> str:
     """What `docker inspect [--format F]` prints for these shapes: "" or "json": an indented
     JSON array (4 spaces, as docker indents the daemon's JSON); a template: its output for
-    each object, a line each. FormatError: a template that does not parse (status 64,
-    nothing printed) or fails on an object (status 1, `output` has the others' lines)."""
+    each object, a line each. FormatError (docker 20.10's messages): a template that does not
+    parse (status 64, nothing printed) or fails on an object (status 1, `output` has the
+    others' lines)."""
     if fmt in ("", "json"):
         if not objs:
             return "[]\n"
-        return gofmt.json_dumps(list(objs), escape_html=True, indent="    ") + "\n"
+        # dockerd writes its JSON without escaping < > &; the CLI indents it
+        return gofmt.json_dumps(list(objs), escape_html=False, indent="    ") + "\n"
     from supervisor.client import gotemplate
     try:
         tmpl = gotemplate.Template(fmt)
     except gotemplate.TemplateError as e:
-        raise FormatError(f"Template parsing error: {e}", status=64) from None
+        raise FormatError(f"template parsing error: {e}", status=64) from None
     out, errors = [], []
     for obj in objs:
         try:
             out.append(tmpl.execute(obj) + "\n")
         except gotemplate.TemplateError as e:
-            errors.append(f"Template parsing error: {e}")
+            errors.append(f"template parsing error: {e}")
     text = "".join(out) or "\n"
     if errors:
         raise FormatError("\n".join(errors), status=1, output=text)

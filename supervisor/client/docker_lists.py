@@ -160,6 +160,7 @@ def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> gofm
         if size[1] > 0:
             size_text += f" (virtual {units.human_size(size[1])})"
     row = gofmt.Struct(
+        type="*formatter.ContainerContext", escape_html=True,
         Command=gofmt.quote(units.ellipsis(command, 20) if trunc else command),
         CreatedAt=units.go_time_string(int(created)),
         ID=c.id[:12] if trunc else c.id,
@@ -246,6 +247,7 @@ def image_created_seconds(img) -> float | None:
 def _image_row(img, now, trunc, repo, tag, digest) -> gofmt.Struct:
     created = image_created_seconds(img)
     return gofmt.Struct(
+        type="*formatter.imageContext", escape_html=True,
         Containers="N/A",
         CreatedAt=units.go_time_string(int(created)) if created is not None
         else "0001-01-01 00:00:00 +0000 UTC",
@@ -265,13 +267,14 @@ def _image_row(img, now, trunc, repo, tag, digest) -> gofmt.Struct:
 # --- tables ----------------------------------------------------------------------------------
 
 def ps_format(fmt: str, quiet: bool = False, size: bool = False) -> str:
-    """docker's NewContainerFormat: the format docker ps runs."""
+    """docker's NewContainerFormat: the format docker ps runs (-q does not replace a format
+    of one's own)."""
     if fmt in ("", "table"):
         return QUIET if quiet else PS_TABLE + ("\t{{.Size}}" if size else "")
     if fmt == "raw":
         return "container_id: {{.ID}}" if quiet else PS_RAW + \
             ("size: {{.Size}}\\n" if size else "")
-    return QUIET if quiet else fmt
+    return fmt
 
 
 def images_format(fmt: str, quiet: bool = False, digests: bool = False) -> str:
@@ -288,16 +291,20 @@ def images_format(fmt: str, quiet: bool = False, digests: bool = False) -> str:
 def render_table(rows: list, fmt: str, headers: dict) -> str:
     """docker's formatter.Context: each row through the template, a line each; a `table`
     format gets the header (the template run on the column names) and aligned columns.
-    `json` is {{json .}} (newer docker's; 20.10 printed the word). FormatError if bad."""
+    `json` is {{json .}} (newer docker's; 20.10 printed the word). FormatError if bad, with
+    docker 20.10's messages."""
     from supervisor.client import gotemplate
     table = fmt.startswith("table")
     text = "{{json .}}" if fmt == "json" else fmt[len("table"):] if table else fmt
     text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     try:
         tmpl = gotemplate.Template(text)
+    except gotemplate.TemplateError as e:
+        raise FormatError(f"failed to parse template: {e}") from None
+    try:
         body = [tmpl.execute(row) + "\n" for row in rows]
     except gotemplate.TemplateError as e:
-        raise FormatError(f"template parsing error: {e}") from None
+        raise FormatError(f"failed to execute template: {e}") from None
     if not table:
         return "".join(body)
     header: list = []
