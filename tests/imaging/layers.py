@@ -113,3 +113,58 @@ def mounted(mounts: list[dict], target):
 def mount_points() -> set[str]:
     with open("/proc/self/mountinfo") as f:
         return {line.split()[4] for line in f}
+
+
+def unmount_under(path) -> None:
+    """Every mount at or under path, deepest first (a test's finalizer: even what a failed
+    assertion left mounted goes)."""
+    top = os.path.realpath(path)
+    for target in sorted((p for p in mount_points() if p == top or p.startswith(top + "/")),
+                         key=len, reverse=True):
+        unmount(target)
+
+
+def commit_layer(snaps, name: str, tar: bytes, parent: str = "", lowers: bool = False):
+    """A layer as hawser's unpacker makes it: extracted into a parentless extract snapshot,
+    committed on its parent; the Applied."""
+    from supervisor.snapshots import apply
+    key = "extract-" + name
+    snaps.prepare(key, "", labels={"hawser/extract": "1"})
+    below = ([snaps.upper(parent)] + snaps.lowers(parent)) if parent and lowers else ()
+    applied = apply.apply_layer(io.BytesIO(tar), snaps.upper(key), below)
+    snaps.commit(name, key, parent=parent)
+    return applied
+
+
+def tree(top) -> dict:
+    """What a user sees under top: path -> (type, mode, uid, gid, size or target, mtime s,
+    rdev, user/security xattrs, sha256 of content); hard links appear as the same inode group
+    (the first path that has it)."""
+    import stat
+    out, inodes = {}, {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = "/" + os.path.relpath(full, top)
+            st = os.lstat(full)
+            kind = stat.S_IFMT(st.st_mode)
+            body = None
+            if stat.S_ISREG(st.st_mode):
+                with open(full, "rb") as f:
+                    body = hashlib.sha256(f.read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                body = os.readlink(full)
+            try:
+                xattrs = {k: os.getxattr(full, k, follow_symlinks=False)
+                          for k in os.listxattr(full, follow_symlinks=False)
+                          if not k.startswith("trusted.")}
+            except OSError:
+                xattrs = {}
+            group = None
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                group = inodes.setdefault(st.st_ino, rel)
+            out[rel] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, body,
+                        st.st_mtime_ns // 10**9,
+                        st.st_rdev, xattrs, group)
+    return out
