@@ -14,7 +14,7 @@ import shutil
 import stat
 from typing import NamedTuple
 
-from supervisor.snapshots import layered
+from supervisor.snapshots import copyup, layered
 from supervisor.snapshots.compression import LayerError, open_layer
 from supervisor.snapshots.layered import DIR_FLAGS, OPAQUE_XATTR, PRIVATE_XATTRS
 from supervisor.snapshots.tarstream import TarReader
@@ -23,6 +23,7 @@ __all__ = ["Applied", "LayerError", "MissingLinkTarget", "apply_layer", "open_la
 
 WHITEOUT = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
+AUFS_META = b".wh..wh."
 FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 DIR_CACHE = 256           # open dir fds kept for the next entries (tars list dirs together)
 DIR, LINK, SYMLINK, FIFO = ord("5"), ord("1"), ord("2"), ord("6")
@@ -119,6 +120,8 @@ class _Extraction:
             self.dir_times[b""] = (e.atime_ns, e.mtime_ns)
             return
         base = parts[-1]
+        if parts[0].startswith(AUFS_META) and parts != [OPAQUE_MARKER]:
+            return                 # AUFS' own metadata (.wh..wh.plnk/, .wh..wh.aufs): no content
         if base.startswith(WHITEOUT):
             return self._whiteout(e, parts)
         parent = self._dir_fd(parts[:-1], e)
@@ -212,8 +215,8 @@ class _Extraction:
         if base == OPAQUE_MARKER:
             os.setxattr(self._dir_fd(parts[:-1], e), OPAQUE_XATTR, b"y")
             return
-        if base.startswith(OPAQUE_MARKER[:8]):
-            return                 # AUFS' own metadata (.wh..wh.plnk, .wh..wh.aufs): no content
+        if base.startswith(AUFS_META):
+            return
         name = base[len(WHITEOUT):]
         if not name:
             raise LayerError(f"layer entry {e.label()!r}: a whiteout of no name")
@@ -240,47 +243,14 @@ class _Extraction:
         try:
             if stat.S_ISDIR(st.st_mode):
                 raise LayerError(f"layer entry {e.label()!r}: a hard link to a directory")
+            src_parent = self._dir_fd(target[:-1], e)
             if index:            # in a lower layer: copied up first, as overlayfs would
-                src_parent = self._dir_fd(target[:-1], e)
-                self._copy_up(src_dir, name, st, src_parent, target[-1])
-            else:
-                src_parent = self._dir_fd(target[:-1], e)
+                self.size += copyup.copy_up(src_dir, name, st, src_parent, target[-1])
         finally:
             os.close(src_dir)
         self._create(parent, parts, lambda: os.link(
             target[-1], parts[-1], src_dir_fd=src_parent, dst_dir_fd=parent,
             follow_symlinks=False))
-
-    def _copy_up(self, src_dir: int, name: bytes, st, dst_dir: int, dst: bytes) -> None:
-        mode = stat.S_IMODE(st.st_mode)
-        if stat.S_ISREG(st.st_mode):
-            src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
-            try:
-                out = os.open(dst, FILE_FLAGS, 0o600, dir_fd=dst_dir)
-                try:
-                    while os.copy_file_range(src, out, 1 << 30):
-                        pass
-                    os.fchown(out, st.st_uid, st.st_gid)
-                    os.fchmod(out, mode)
-                    layered.copy_xattrs(src, out)
-                    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                finally:
-                    os.close(out)
-            finally:
-                os.close(src)
-            self.size += st.st_size
-            return
-        if stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(name, dir_fd=src_dir), dst, dir_fd=dst_dir)
-        else:
-            os.mknod(dst, st.st_mode, st.st_rdev, dir_fd=dst_dir)
-        os.chown(dst, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
-        if not stat.S_ISLNK(st.st_mode):
-            os.chmod(dst, mode, dir_fd=dst_dir, follow_symlinks=False)
-        layered.copy_xattrs(b"/proc/self/fd/%d/%s" % (src_dir, name),
-                            b"/proc/self/fd/%d/%s" % (dst_dir, dst), follow=False)
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dir,
-                 follow_symlinks=False)
 
     def _create(self, parent: int, parts, make):
         """make() in parent; what an earlier entry left at that name goes first."""
@@ -358,28 +328,15 @@ class _Extraction:
                                  "not a directory") from None
             self._replace_with_dir(parent, dparts, st)
             return self._cache(key, os.open(name, DIR_FLAGS, dir_fd=parent))
-        below = layered.lookup(self._layers(), dparts) if self.lowers else None
-        os.mkdir(name, 0o755, dir_fd=parent)
-        fd = self._cache(key, os.open(name, DIR_FLAGS, dir_fd=parent))
-        if below is None:
-            os.fchmod(fd, 0o755)             # mkdir's mode went through the umask
-            return fd
-        _, src_dir, src_name, st = below
         try:
-            if not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"layer entry {e.label()!r}: {_text(key)!r} on its way is "
-                                 "not a directory in the layers below")
-            os.fchown(fd, st.st_uid, st.st_gid)
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
-            src = os.open(src_name, DIR_FLAGS, dir_fd=src_dir)
-            try:
-                layered.copy_xattrs(src, fd)
-            finally:
-                os.close(src)
-        finally:
-            os.close(src_dir)
-        self.dir_times[key] = (st.st_atime_ns, st.st_mtime_ns)
-        return fd
+            fd, times = copyup.make_parent(self._layers() if self.lowers else [], dparts,
+                                           parent)
+        except copyup.NotADirectoryBelow:
+            raise LayerError(f"layer entry {e.label()!r}: {_text(key)!r} on its way is not a "
+                             "directory in the layers below") from None
+        if times:
+            self.dir_times[key] = times
+        return self._cache(key, fd)
 
     def set_dir_times(self) -> None:
         """Directories' times last: every entry made inside one changed its mtime."""
