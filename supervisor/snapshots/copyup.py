@@ -8,9 +8,8 @@ import os
 import stat
 
 from supervisor.snapshots import layered
-from supervisor.snapshots.layered import DIR_FLAGS
+from supervisor.snapshots.layered import DIR_FLAGS, FILE_FLAGS
 
-FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class NotADirectoryBelow(Exception):

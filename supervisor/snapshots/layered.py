@@ -9,6 +9,8 @@ import os
 import stat
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# a new file, never one that is there (a symlink included: O_EXCL does not follow it)
+FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 OPAQUE_XATTR = "trusted.overlay.opaque"
 # overlayfs' own metadata: never taken from a layer tar, never written into one
 PRIVATE_XATTRS = (b"trusted.overlay.", b"user.overlay.")

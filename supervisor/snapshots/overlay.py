@@ -16,83 +16,32 @@ cleanup() at start-up finds rows without their directory, directories without a 
 unpacks that never finished (active snapshots labelled hawser/extract), and removes them."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import sqlite3
 import threading
-import time
-from dataclasses import dataclass, field
 
 from supervisor.snapshots import mountinfo
+from supervisor.snapshots.table import AlreadyExists, Info, InUse, NotFound, SnapshotError, \
+    Table
 
+__all__ = ["AlreadyExists", "EXTRACT_LABEL", "Info", "InUse", "NotFound", "SnapshotError",
+           "Snapshotter"]
 logger = logging.getLogger("hawserd")
 EXTRACT_LABEL = "hawser/extract"
 MOUNT_DATA_MAX = 4095          # mount(2) copies one page of options, its last byte a NUL
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS snapshots (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- its directory's name: never reused
-    key TEXT NOT NULL UNIQUE,
-    parent TEXT NOT NULL DEFAULT '',        -- key of a committed snapshot, '' for none
-    kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
-    created REAL NOT NULL,
-    labels TEXT NOT NULL DEFAULT '{}'       -- JSON object of strings
-);
-CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots (parent);
-"""
-FIELDS = "id, key, parent, kind, created, labels"
-# the chain from a snapshot down to its base layer, nearest first
-CHAIN = """
-WITH RECURSIVE chain (id, parent, depth) AS (
-    SELECT id, parent, 0 FROM snapshots WHERE key = ?
-    UNION ALL
-    SELECT s.id, s.parent, chain.depth + 1 FROM snapshots s JOIN chain ON s.key = chain.parent
-) SELECT id FROM chain ORDER BY depth
-"""
-
-
-class SnapshotError(Exception):
-    pass
-
-
-class NotFound(SnapshotError):
-    pass
-
-
-class AlreadyExists(SnapshotError):
-    pass
-
-
-class InUse(SnapshotError):
-    pass
-
-
-@dataclass(frozen=True)
-class Info:
-    key: str
-    parent: str
-    kind: str               # active | view | committed
-    id: str
-    created: float
-    labels: dict = field(default_factory=dict)
 
 
 class Snapshotter:
     def __init__(self, root: str, db_path: str):
         self.dir = os.path.join(os.path.abspath(root), "snapshots")
         os.makedirs(self.dir, mode=0o711, exist_ok=True)
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None,
-                                  timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.table = Table(db_path)
         self.lock = threading.Lock()
 
     def close(self) -> None:
         with self.lock:
-            self.db.close()
+            self.table.close()
 
     # -- paths --------------------------------------------------------------------------------
     def _fs(self, sid) -> str:
@@ -125,20 +74,9 @@ class Snapshotter:
         labels = _check_labels(labels)
         with self.lock:
             chain = self._parent_chain(parent)
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                sid = str(self.db.execute(
-                    "INSERT INTO snapshots (key, parent, kind, created, labels) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (key, parent, kind, time.time(), json.dumps(labels))).lastrowid)
+            with self.table.transaction():
+                sid = self.table.insert(key, parent, kind, labels)
                 mounts = self._mounts(kind, sid, chain)     # too many layers: nothing made
-                self.db.execute("COMMIT")
-            except sqlite3.IntegrityError:
-                self.db.execute("ROLLBACK")
-                raise AlreadyExists(f"snapshot {key}: already exists") from None
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
             info = Info(key, parent, kind, sid, 0.0)
             made = []
             try:
@@ -151,7 +89,7 @@ class Snapshotter:
                     os.chown(self._fs(sid), st.st_uid, st.st_gid)
                     os.chmod(self._fs(sid), st.st_mode & 0o7777)
             except OSError as e:
-                self.db.execute("DELETE FROM snapshots WHERE id = ?", (sid,))
+                self.table.delete(sid)
                 for name in made:
                     shutil.rmtree(f"{self.dir}/{name}", ignore_errors=True)
                 raise SnapshotError(f"snapshot {key}: {e}") from None
@@ -160,13 +98,13 @@ class Snapshotter:
     def _parent_chain(self, parent: str) -> list[str]:
         if not parent:
             return []
-        row = self._row(parent)
+        row = self.table.get(parent)
         if row is None:
             raise NotFound(f"parent snapshot {parent}: not found")
         if row.kind != "committed":
             raise SnapshotError(f"parent snapshot {parent} is {row.kind}: only a committed "
                                 "snapshot can be a parent")
-        return [str(r[0]) for r in self.db.execute(CHAIN, (parent,))]
+        return self.table.chain(parent)
 
     def commit(self, name: str, key: str, labels: dict | None = None,
                parent: str | None = None) -> None:
@@ -176,7 +114,7 @@ class Snapshotter:
         _check_key(name)
         labels = _check_labels(labels)
         with self.lock:
-            info = self._row(key)
+            info = self.table.get(key)
             if info is None:
                 raise NotFound(f"snapshot {key}: not found")
             if info.kind != "active":
@@ -187,23 +125,16 @@ class Snapshotter:
             using = mountinfo.users([self._fs(info.id)])
             if using:
                 raise InUse(f"snapshot {key}: mounted ({using[0]}), unmount it first")
-            try:
-                self.db.execute(
-                    "UPDATE snapshots SET key = ?, kind = 'committed', parent = ?, labels = ? "
-                    "WHERE id = ?", (name, info.parent if parent is None else parent,
-                                     json.dumps(labels), info.id))
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(f"snapshot {name}: already exists") from None
+            self.table.commit(info.id, name, info.parent if parent is None else parent, labels)
         shutil.rmtree(self._work(info.id), ignore_errors=True)   # a layer needs no workdir
 
     def remove(self, key: str) -> None:
         """Refused (InUse) while it has children or is mounted."""
         with self.lock:
-            info = self._row(key)
+            info = self.table.get(key)
             if info is None:
                 raise NotFound(f"snapshot {key}: not found")
-            children = [r[0] for r in self.db.execute(
-                "SELECT key FROM snapshots WHERE parent = ? LIMIT 3", (key,))]
+            children = self.table.children(key, 3)
             if children:
                 raise InUse(f"snapshot {key}: in use by {', '.join(children)}"
                             f"{' and more' if len(children) == 3 else ''}")
@@ -212,7 +143,7 @@ class Snapshotter:
             if using:
                 raise InUse(f"snapshot {key}: mounted ({using[0]}), unmount it first")
             trash = self._rename_away(dirs)
-            self.db.execute("DELETE FROM snapshots WHERE id = ?", (info.id,))
+            self.table.delete(info.id)
         for path in trash:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -231,25 +162,19 @@ class Snapshotter:
     # -- reading ------------------------------------------------------------------------------
     def stat(self, key: str) -> Info | None:
         with self.lock:
-            return self._row(key)
+            return self.table.get(key)
 
     def list(self) -> list[Info]:
         with self.lock:
-            return [_info(r) for r in self.db.execute(
-                f"SELECT {FIELDS} FROM snapshots ORDER BY id")]
-
-    def _row(self, key: str) -> Info | None:
-        r = self.db.execute(f"SELECT {FIELDS} FROM snapshots WHERE key = ?", (key,)).fetchone()
-        return _info(r) if r else None
+            return self.table.all()
 
     def _get(self, key: str) -> tuple[Info, list[str]]:
         """(info, ids of its parents nearest first)."""
         with self.lock:
-            info = self._row(key)
+            info = self.table.get(key)
             if info is None:
                 raise NotFound(f"snapshot {key}: not found")
-            chain = [str(r[0]) for r in self.db.execute(CHAIN, (info.parent,))] \
-                if info.parent else []
+            chain = self.table.chain(info.parent) if info.parent else []
         return info, chain
 
     def mounts(self, key: str) -> list[dict]:
@@ -300,7 +225,7 @@ class Snapshotter:
         rows whose directory is gone are removed (with the snapshots on them), directories
         no row has are deleted. The keys removed."""
         with self.lock:
-            rows = [_info(r) for r in self.db.execute(f"SELECT {FIELDS} FROM snapshots")]
+            rows = self.table.all()
             doomed = {i.key for i in rows
                       if i.kind == "active" and EXTRACT_LABEL in i.labels
                       or any(not n.endswith(".work") and not os.path.isdir(f"{self.dir}/{n}")
@@ -315,14 +240,10 @@ class Snapshotter:
             for name in expected:
                 if name.endswith(".work") and not os.path.isdir(f"{self.dir}/{name}"):
                     os.mkdir(f"{self.dir}/{name}", 0o700)
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for key in doomed:
-                    self.db.execute("DELETE FROM snapshots WHERE key = ?", (key,))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+            with self.table.transaction():
+                for info in rows:
+                    if info.key in doomed:
+                        self.table.delete(info.id)
             leftovers = [f"{self.dir}/{n}" for n in os.listdir(self.dir) if n not in expected]
         for path in leftovers:
             using = mountinfo.users([path])
@@ -334,11 +255,6 @@ class Snapshotter:
             logger.info("snapshots: removed %d left by a crash: %s", len(doomed),
                         ", ".join(sorted(doomed)))
         return sorted(doomed)
-
-
-def _info(row) -> Info:
-    sid, key, parent, kind, created, labels = row
-    return Info(key, parent, kind, str(sid), created, json.loads(labels))
 
 
 def _check_key(key) -> None:
