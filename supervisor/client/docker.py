@@ -11,9 +11,10 @@ while running) is left out, not written as Go's zero time; {{.State.FinishedAt}}
 <no value>. The ps and images tables are in docker_lists.py (re-exported here)."""
 from supervisor.client import docker_units as units
 from supervisor.client import gofmt
-from supervisor.client.docker_lists import (FormatError, familiar, image_json, image_rows,
-                                            images_output, ps_output, ps_row, render_table,
-                                            short_id, split_reference, state_name)
+from supervisor.client.docker_lists import (FormatError, familiar, image_created, image_json,
+                                            image_rows, images_output, ps_output, ps_row,
+                                            render_table, short_id, split_reference,
+                                            state_name)
 from supervisor.client.gofmt import Map, Slice, Struct, string_map, strings
 
 __all__ = ["container_inspect", "image_inspect", "inspect_format", "FormatError", "ps_row",
@@ -26,6 +27,15 @@ MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                 "/proc/sched_debug", "/sys/firmware", "/proc/scsi"]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 SHM_SIZE = 65536 * 1024
+NIL = gofmt.NIL
+# HostConfig's keys whose Go fields are named otherwise (NanoCPUs, DNS...): measured with
+# docker 20.10, a template that names them runs on the JSON instead
+HOST_CONFIG_JSON_ONLY = ("CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
+                         "CpuRealtimeRuntime", "CpuCount", "CpuPercent", "Dns", "DnsOptions",
+                         "DnsSearch")
+# docker's container.Config fields that its JSON leaves out when empty
+CONFIG_OMITEMPTY = ("ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled",
+                    "MacAddress", "StopSignal", "StopTimeout", "Shell")
 
 
 def _time(ts) -> str | None:
@@ -34,14 +44,20 @@ def _time(ts) -> str | None:
     return units.rfc3339_nano(ts.seconds, ts.nanos)
 
 
-def _ports(ports) -> Map:
-    return Map(sorted((p if "/" in p else p + "/tcp", Struct()) for p in ports))
+def _port_set(ports) -> Map:
+    """nat.PortSet: "80/tcp" -> struct{}; a nil map when there are none."""
+    return Map(sorted((p if "/" in p else p + "/tcp", Struct()) for p in ports or ()),
+               nil=True, type="nat.PortSet")
 
 
-def _set(struct: Struct, key: str, value) -> None:
-    """A field docker leaves out when empty (omitempty)."""
-    if value:
-        struct[key] = value
+def _volume_set(paths) -> Map:
+    return Map(sorted((p, Struct()) for p in paths or ()), nil=True,
+               type="map[string]struct {}")
+
+
+def _slice(items=None) -> Slice:
+    """A Go slice of structs or pointers: nil when there are none."""
+    return Slice(items or (), nil=not items)
 
 
 # --- containers ------------------------------------------------------------------------------
@@ -70,9 +86,10 @@ def _host_config(c, config) -> Struct:
     binds = [f"{m.source}:{m.destination}" + (":ro" if m.read_only else "")
              for m in config.mounts]
     return Struct(
+        type="*container.HostConfig", json_only=HOST_CONFIG_JSON_ONLY,
         Binds=strings(binds or None), ContainerIDFile="",
         LogConfig=Struct(Type="json-file", Config=string_map({})), NetworkMode="none",
-        PortBindings=Map(), RestartPolicy=_restart_policy(config.restart_policy),
+        PortBindings=Map(type="nat.PortMap"), RestartPolicy=_restart_policy(config.restart_policy),
         AutoRemove=(c.labels or {}).get("hawser.autoremove") == "true", VolumeDriver="",
         VolumesFrom=strings(), CapAdd=strings(), CapDrop=strings(), CgroupnsMode="private",
         Dns=strings([]), DnsOptions=strings([]), DnsSearch=strings([]), ExtraHosts=strings(),
@@ -81,43 +98,46 @@ def _host_config(c, config) -> Struct:
         SecurityOpt=strings(), UTSMode="", UsernsMode="", ShmSize=SHM_SIZE,
         Runtime=c.runtime, ConsoleSize=Slice([0, 0], type="[2]uint"), Isolation="",
         CpuShares=0, Memory=config.memory_limit, NanoCpus=round(config.cpus * 1e9),
-        CgroupParent="", BlkioWeight=0, BlkioWeightDevice=Slice([]), BlkioDeviceReadBps=None,
-        BlkioDeviceWriteBps=None, BlkioDeviceReadIOps=None, BlkioDeviceWriteIOps=None,
-        CpuPeriod=0, CpuQuota=0, CpuRealtimePeriod=0, CpuRealtimeRuntime=0, CpusetCpus="",
-        CpusetMems="", Devices=Slice([]), DeviceCgroupRules=strings(), DeviceRequests=None,
+        CgroupParent="", BlkioWeight=0, BlkioWeightDevice=Slice([]),
+        BlkioDeviceReadBps=_slice(), BlkioDeviceWriteBps=_slice(),
+        BlkioDeviceReadIOps=_slice(), BlkioDeviceWriteIOps=_slice(), CpuPeriod=0, CpuQuota=0,
+        CpuRealtimePeriod=0, CpuRealtimeRuntime=0, CpusetCpus="", CpusetMems="",
+        Devices=Slice([]), DeviceCgroupRules=strings(), DeviceRequests=_slice(),
         KernelMemory=0, KernelMemoryTCP=0, MemoryReservation=0, MemorySwap=0,
-        MemorySwappiness=None, OomKillDisable=False,
-        PidsLimit=config.pids_limit or None, Ulimits=None, CpuCount=0, CpuPercent=0,
-        IOMaximumIOps=0, IOMaximumBandwidth=0, MaskedPaths=strings(MASKED_PATHS),
-        ReadonlyPaths=strings(READONLY_PATHS))
+        MemorySwappiness=NIL, OomKillDisable=False, PidsLimit=config.pids_limit or NIL,
+        Ulimits=_slice(), CpuCount=0, CpuPercent=0, IOMaximumIOps=0, IOMaximumBandwidth=0,
+        MaskedPaths=strings(MASKED_PATHS), ReadonlyPaths=strings(READONLY_PATHS))
 
 
 def _container_config(c, config) -> Struct:
-    out = Struct(Hostname=config.hostname or c.id[:12], Domainname="", User=config.user,
-                 AttachStdin=False, AttachStdout=False, AttachStderr=False)
-    _set(out, "ExposedPorts", config.exposed_ports and _ports(config.exposed_ports))
-    out.update(Tty=config.terminal, OpenStdin=config.open_stdin, StdinOnce=False,
-               Env=strings(list(config.env) or None), Cmd=strings(list(config.args) or None),
-               Image=familiar(c.image) if c.image else "",
-               Volumes=Map(sorted((v, Struct()) for v in config.volumes), nil=True),
-               WorkingDir=config.cwd, Entrypoint=strings(list(config.entrypoint) or None),
-               OnBuild=strings(), Labels=string_map(dict(c.labels or {})))
-    _set(out, "StopSignal", config.stop_signal)
-    return out
+    return Struct(
+        Hostname=config.hostname or c.id[:12], Domainname="", User=config.user,
+        AttachStdin=False, AttachStdout=False, AttachStderr=False,
+        ExposedPorts=_port_set(config.exposed_ports), Tty=config.terminal,
+        OpenStdin=config.open_stdin, StdinOnce=False, Env=strings(list(config.env) or None),
+        Cmd=strings(list(config.args) or None), Image=familiar(c.image) if c.image else "",
+        Volumes=_volume_set(config.volumes), WorkingDir=config.cwd,
+        Entrypoint=strings(list(config.entrypoint) or None), OnBuild=strings(),
+        Labels=string_map(dict(c.labels or {})), StopSignal=config.stop_signal,
+        omitempty=CONFIG_OMITEMPTY)
 
 
-def _network_settings() -> Struct:
+def _network_settings(c, config) -> Struct:
     """docker's NetworkSettings of a container on `--network none`: hawser's containers have
-    a network namespace of their own with only lo."""
-    endpoint = Struct(IPAMConfig=None, Links=strings(), Aliases=strings(), NetworkID="",
+    a network namespace of their own with only lo. Ports: the exposed ones, unpublished,
+    while it runs (as docker lists them)."""
+    running = c.status in (RUNNING, PAUSED)
+    ports = Map({p if "/" in p else p + "/tcp": gofmt.Slice(nil=True)
+                 for p in (config.exposed_ports if running else ())}, type="nat.PortMap")
+    endpoint = Struct(IPAMConfig=NIL, Links=strings(), Aliases=strings(), NetworkID="",
                       EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, IPv6Gateway="",
                       GlobalIPv6Address="", GlobalIPv6PrefixLen=0, MacAddress="",
-                      DriverOpts=None)
+                      DriverOpts=string_map(None))
     return Struct(Bridge="", SandboxID="", HairpinMode=False, LinkLocalIPv6Address="",
-                  LinkLocalIPv6PrefixLen=0, Ports=Map(), SandboxKey="",
-                  SecondaryIPAddresses=None, SecondaryIPv6Addresses=None, EndpointID="",
-                  Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0, IPAddress="",
-                  IPPrefixLen=0, IPv6Gateway="", MacAddress="",
+                  LinkLocalIPv6PrefixLen=0, Ports=ports, SandboxKey="",
+                  SecondaryIPAddresses=_slice(), SecondaryIPv6Addresses=_slice(),
+                  EndpointID="", Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0,
+                  IPAddress="", IPPrefixLen=0, IPv6Gateway="", MacAddress="",
                   Networks=Map({"none": endpoint}))
 
 
@@ -131,21 +151,24 @@ def container_inspect(c, image=None) -> Struct:
     if image is not None:
         platform = image_json(image).get("os") or platform
     merged = os.path.join(c.bundle, "rootfs") if c.snapshot and c.bundle else ""
-    out = Struct(optional=("Created",), Id=c.id)
-    _set(out, "Created", _time(c.created_at))
+    out = Struct(type="types.ContainerJSON", optional=("Created",), json_only=("Id",), Id=c.id)
+    created = _time(c.created_at)
+    if created:
+        out["Created"] = created
     out.update(
         Path=argv[0] if argv else "", Args=strings(argv[1:]), State=_state(c),
         Image=c.image_id, ResolvConfPath="", HostnamePath="", HostsPath="",
         LogPath=c.log_path, Name="/" + c.name, RestartCount=c.restart_count,
-        Driver="overlay" if c.snapshot else "", Platform=platform, MountLabel="",
+        Driver="overlayfs" if c.snapshot else "", Platform=platform, MountLabel="",
         ProcessLabel="", AppArmorProfile="", ExecIDs=strings(),
         HostConfig=_host_config(c, config),
-        GraphDriver=Struct(Data=string_map({"MergedDir": merged}) if merged else None,
-                           Name="overlay" if c.snapshot else ""),
+        GraphDriver=Struct(Data=string_map({"MergedDir": merged} if merged else None),
+                           Name="overlayfs" if c.snapshot else ""),
+        # hawser's runtime makes / a slave (as runc does): binds under it are rslave
         Mounts=Slice([Struct(Type="bind", Source=m.source, Destination=m.destination,
                              Mode="ro" if m.read_only else "", RW=not m.read_only,
                              Propagation="rslave") for m in config.mounts]),
-        Config=_container_config(c, config), NetworkSettings=_network_settings())
+        Config=_container_config(c, config), NetworkSettings=_network_settings(c, config))
     return out
 
 
@@ -157,67 +180,50 @@ def _empty_config():
 # --- images ----------------------------------------------------------------------------------
 
 def image_config(cfg) -> Struct:
-    """docker's container.Config (the image config's "config"), in its field order, the
-    omitempty ones left out when empty."""
+    """docker's container.Config (an image config's "config"), in its field order, with Go's
+    types (nil slices and maps where the JSON has none)."""
     cfg = cfg if isinstance(cfg, dict) else {}
-    out = Struct(Hostname=cfg.get("Hostname", ""), Domainname=cfg.get("Domainname", ""),
-                 User=cfg.get("User", ""), AttachStdin=bool(cfg.get("AttachStdin")),
-                 AttachStdout=bool(cfg.get("AttachStdout")),
-                 AttachStderr=bool(cfg.get("AttachStderr")))
-    _set(out, "ExposedPorts", cfg.get("ExposedPorts") and _ports(cfg["ExposedPorts"]))
-    out.update(Tty=bool(cfg.get("Tty")), OpenStdin=bool(cfg.get("OpenStdin")),
-               StdinOnce=bool(cfg.get("StdinOnce")), Env=strings(cfg.get("Env")),
-               Cmd=strings(cfg.get("Cmd")))
-    _set(out, "Healthcheck", cfg.get("Healthcheck"))
-    _set(out, "ArgsEscaped", bool(cfg.get("ArgsEscaped")))
-    out.update(Image=cfg.get("Image", ""),
-               Volumes=Map(sorted((v, Struct()) for v in cfg.get("Volumes") or {}),
-                           nil=not cfg.get("Volumes")),
-               WorkingDir=cfg.get("WorkingDir", ""), Entrypoint=strings(cfg.get("Entrypoint")))
-    _set(out, "NetworkDisabled", bool(cfg.get("NetworkDisabled")))
-    _set(out, "MacAddress", cfg.get("MacAddress"))
-    out.update(OnBuild=strings(cfg.get("OnBuild")), Labels=string_map(cfg.get("Labels")))
-    for key in ("StopSignal", "StopTimeout", "Shell"):
-        _set(out, key, cfg.get(key))
-    return out
-
-
-def image_created(img, doc: dict | None = None) -> str | None:
-    """RFC 3339 of the image's "created", None when its config has none."""
-    if units.timestamp_seconds(img.created) is not None:
-        return units.rfc3339_nano(img.created.seconds, img.created.nanos)
-    doc = image_json(img) if doc is None else doc
-    return units.rfc3339_nano(0) if doc.get("created") else None    # the epoch itself
+    return Struct(
+        Hostname=cfg.get("Hostname", ""), Domainname=cfg.get("Domainname", ""),
+        User=cfg.get("User", ""), AttachStdin=bool(cfg.get("AttachStdin")),
+        AttachStdout=bool(cfg.get("AttachStdout")), AttachStderr=bool(cfg.get("AttachStderr")),
+        ExposedPorts=_port_set(cfg.get("ExposedPorts")), Tty=bool(cfg.get("Tty")),
+        OpenStdin=bool(cfg.get("OpenStdin")), StdinOnce=bool(cfg.get("StdinOnce")),
+        Env=strings(cfg.get("Env")), Cmd=strings(cfg.get("Cmd")),
+        Healthcheck=cfg.get("Healthcheck") or NIL, ArgsEscaped=bool(cfg.get("ArgsEscaped")),
+        Image=cfg.get("Image", ""), Volumes=_volume_set(cfg.get("Volumes")),
+        WorkingDir=cfg.get("WorkingDir", ""), Entrypoint=strings(cfg.get("Entrypoint")),
+        NetworkDisabled=bool(cfg.get("NetworkDisabled")), MacAddress=cfg.get("MacAddress", ""),
+        OnBuild=strings(cfg.get("OnBuild")), Labels=string_map(cfg.get("Labels")),
+        StopSignal=cfg.get("StopSignal", ""), StopTimeout=cfg.get("StopTimeout", NIL),
+        Shell=strings(cfg.get("Shell")), omitempty=CONFIG_OMITEMPTY)
 
 
 def image_inspect(img) -> Struct:
     """docker 20.10's ImageInspect for a hawser.v1.Image."""
     doc = image_json(img)
-    tags, digests = [], []
-    for name in img.repo_tags or ([img.name] if img.name else []):
-        repo, tag, digest = split_reference(name)
-        if tag and not digest:
-            tags.append(familiar(name))
-    for name in img.repo_digests or ():
-        digests.append(familiar(name))
-    out = Struct(optional=("Created",))
-    out.update(Id=img.id, RepoTags=strings(tags), RepoDigests=strings(digests), Parent="",
+    tags = [familiar(n) for n in img.repo_tags or ([img.name] if img.name else [])
+            if split_reference(n)[1] and not split_reference(n)[2]]
+    out = Struct(type="types.ImageInspect", optional=("Created",),
+                 omitempty=("Variant", "OsVersion"), json_only=("Id",))
+    out.update(Id=img.id, RepoTags=strings(tags),
+               RepoDigests=strings([familiar(n) for n in img.repo_digests or ()]), Parent="",
                Comment=doc.get("comment", ""))
-    created = image_created(img, doc)
-    if created:
-        out["Created"] = created
+    created = image_created(img)
+    if created is not None:
+        out["Created"] = units.rfc3339_nano(*created)
+    rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
+    metadata = Struct(optional=("LastTagTime",))
+    if units.timestamp_seconds(img.updated) is not None:
+        metadata["LastTagTime"] = gofmt.Time(_time(img.updated), units.go_time_utc(
+            img.updated.seconds, img.updated.nanos))
     out.update(Container=doc.get("container", ""),
                ContainerConfig=image_config(doc.get("container_config")),
                DockerVersion=doc.get("docker_version", ""), Author=doc.get("author", ""),
-               Config=image_config(doc.get("config")), Architecture=doc.get("architecture", ""))
-    _set(out, "Variant", doc.get("variant"))
-    out["Os"] = doc.get("os", "")
-    _set(out, "OsVersion", doc.get("os.version"))
-    rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
-    metadata = Struct(optional=("LastTagTime",))
-    _set(metadata, "LastTagTime", _time(img.updated))
-    out.update(Size=img.size, VirtualSize=img.size,
-               GraphDriver=Struct(Data=None, Name="overlay"),
+               Config=image_config(doc.get("config")), Architecture=doc.get("architecture", ""),
+               Variant=doc.get("variant", ""), Os=doc.get("os", ""),
+               OsVersion=doc.get("os.version", ""), Size=img.size, VirtualSize=img.size,
+               GraphDriver=Struct(Data=string_map(None), Name="overlayfs"),
                RootFS=Struct(Type=rootfs.get("type", "layers"),
                              Layers=strings(list(rootfs.get("diff_ids") or []))),
                Metadata=metadata)
@@ -229,9 +235,11 @@ def image_inspect(img) -> Struct:
 def inspect_format(objs: list, fmt: str = "") -> str:
     """What `docker inspect [--format F]` prints for these shapes: "" or "json": an indented
     JSON array (4 spaces, as docker indents the daemon's JSON); a template: its output for
-    each object, a line each. FormatError (docker 20.10's messages): a template that does not
-    parse (status 64, nothing printed) or fails on an object (status 1, `output` has the
-    others' lines)."""
+    each object, a line each. As docker, a template that fails on the Go types runs again on
+    the object's JSON as maps with missingkey=error ({{.Id}} is only there: ContainerJSON's
+    field is ID): its output, or its error. FormatError (docker 20.10's messages): a template
+    that does not parse (status 64, nothing printed) or fails on an object (status 1,
+    `output` has the others' lines)."""
     if fmt in ("", "json"):
         if not objs:
             return "[]\n"
@@ -246,6 +254,12 @@ def inspect_format(objs: list, fmt: str = "") -> str:
     for obj in objs:
         try:
             out.append(tmpl.execute(obj) + "\n")
+            continue
+        except gotemplate.TemplateError:
+            pass
+        # docker's second try: the object's JSON as maps, a missing key an error
+        try:
+            out.append(tmpl.execute(gofmt.as_json_value(obj), missingkey="error") + "\n")
         except gotemplate.TemplateError as e:
             errors.append(f"template parsing error: {e}")
     text = "".join(out) or "\n"
@@ -254,4 +268,4 @@ def inspect_format(objs: list, fmt: str = "") -> str:
     return text
 
 
-__all__ += ["image_config", "image_created", "short_id"]
+__all__ += ["image_config", "short_id"]

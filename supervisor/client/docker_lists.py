@@ -235,13 +235,18 @@ def image_json(img) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def image_created_seconds(img) -> float | None:
-    """When the image was made; None when its config does not say (hawserd's Timestamp of the
-    epoch itself looks unset: the config tells)."""
-    created = units.timestamp_seconds(img.created)
-    if created is None and image_json(img).get("created"):
-        return 0
-    return created
+def image_created(img) -> tuple[int, int] | None:
+    """(seconds, nanos) when the image was made; None when its config does not say (an unset
+    Timestamp, which is also how the epoch itself comes: then the config tells)."""
+    if units.timestamp_seconds(img.created) is not None:
+        return img.created.seconds, img.created.nanos
+    created = image_json(img).get("created")
+    return units.parse_rfc3339(created) if isinstance(created, str) else None
+
+
+def image_created_seconds(img) -> int | None:
+    created = image_created(img)
+    return None if created is None else created[0]
 
 
 def _image_row(img, now, trunc, repo, tag, digest) -> gofmt.Struct:
@@ -288,23 +293,39 @@ def images_format(fmt: str, quiet: bool = False, digests: bool = False) -> str:
     return fmt
 
 
+def check_ps_format(fmt: str) -> None:
+    """docker ps's first look at a format of one's own: parsed as given and run on a row of
+    empty fields (to see whether it shows .Size); FormatError with its messages."""
+    from supervisor.client import gotemplate
+    if not fmt:
+        return
+    try:
+        tmpl = gotemplate.Template(fmt)
+    except gotemplate.TemplateError as e:
+        raise FormatError(f"failed to parse template: {e}") from None
+    empty = gofmt.Struct({k: "" for k in PS_HEADERS}, type="*formatter.ContainerContext")
+    empty.update(Command='""', LocalVolumes="0", Size="0B", Image="<no image>",
+                 Label=gotemplate.Func(lambda key: "", ("string",)))
+    try:
+        tmpl.execute(empty)
+    except gotemplate.TemplateError as e:
+        raise FormatError(f"failed to execute template: {e}") from None
+
+
 def render_table(rows: list, fmt: str, headers: dict) -> str:
     """docker's formatter.Context: each row through the template, a line each; a `table`
     format gets the header (the template run on the column names) and aligned columns.
     `json` is {{json .}} (newer docker's; 20.10 printed the word). FormatError if bad, with
-    docker 20.10's messages."""
+    docker 20.10's message."""
     from supervisor.client import gotemplate
     table = fmt.startswith("table")
     text = "{{json .}}" if fmt == "json" else fmt[len("table"):] if table else fmt
     text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
     try:
         tmpl = gotemplate.Template(text)
-    except gotemplate.TemplateError as e:
-        raise FormatError(f"failed to parse template: {e}") from None
-    try:
         body = [tmpl.execute(row) + "\n" for row in rows]
     except gotemplate.TemplateError as e:
-        raise FormatError(f"failed to execute template: {e}") from None
+        raise FormatError(f"template parsing error: {e}") from None
     if not table:
         return "".join(body)
     header: list = []
@@ -327,6 +348,7 @@ def ps_output(containers, now: float | None = None, fmt: str = "", no_trunc: boo
     """What `docker ps [--format F] [--no-trunc] [-q] [-s]` prints for these containers."""
     import time
     now = time.time() if now is None else now
+    check_ps_format(fmt)
     rows = [ps_row(c, now, trunc=not no_trunc) for c in containers]
     return render_table(rows, ps_format(fmt, quiet, size), PS_HEADERS)
 

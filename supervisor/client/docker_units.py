@@ -55,6 +55,49 @@ def rfc3339_nano(seconds: int, nanos: int = 0) -> str:
     return text + "Z"
 
 
+def go_time_utc(seconds: int, nanos: int = 0) -> str:
+    """Go's Time.String() of a UTC time: 2006-01-02 15:04:05.999999999 +0000 UTC."""
+    t = time.gmtime(seconds)
+    frac = ("." + f"{nanos:09d}".rstrip("0")) if nanos else ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", t) + frac + " +0000 UTC"
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def parse_rfc3339(text: str) -> tuple[int, int] | None:
+    """(seconds, nanos) of an RFC 3339 time (an image config's "created"), None if it is
+    not one."""
+    try:
+        date, _, clock = text.replace("t", "T").partition("T")
+        y, mo, d = (int(x) for x in date.split("-"))
+        zone = len(clock)
+        for i, ch in enumerate(clock):
+            if ch in "Zz+-":
+                zone = i
+                break
+        hms, _, frac = clock[:zone].partition(".")
+        h, mi, sec = (int(x) for x in hms.split(":"))
+        offset = 0
+        tz = clock[zone:]
+        if tz and tz not in ("Z", "z"):
+            oh, om = (int(x) for x in tz[1:].split(":"))
+            offset = (oh * 3600 + om * 60) * (-1 if tz[0] == "-" else 1)
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 61) or \
+                not tz or (frac and not frac.isdigit()):
+            return None
+    except ValueError:
+        return None
+    seconds = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+    return seconds, int((frac + "0" * 9)[:9]) if frac else 0
+
+
 def go_time_string(seconds: int) -> str:
     """Go's time.Unix(seconds, 0).String() in the local zone: 2006-01-02 15:04:05 -0700 MST."""
     t = time.localtime(seconds)

@@ -9,27 +9,59 @@ map[string]string Labels) and `Slice`/`Map` with nil=True (a nil slice or map: J
 fmt prints [] or map[] and len is 0, as Go does for a typed nil)."""
 
 
+class _NilPointer:
+    """A typed nil pointer (docker's *int64 PidsLimit unset): fmt prints <nil>, JSON null,
+    false in if; unlike a nil interface, a template does not see it as no value."""
+    __slots__ = ()
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return "NIL"
+
+
+NIL = _NilPointer()
+
+
+class Time(str):
+    """A Go time.Time: JSON has it as RFC 3339 (the str), fmt prints Time.String()."""
+    __slots__ = ("text",)
+
+    def __new__(cls, rfc3339: str, text: str):
+        self = super().__new__(cls, rfc3339)
+        self.text = text
+        return self
+
+
 class Struct(dict):
     """A Go struct as a dict, in field order (fmt prints it as {value value ...}).
-    `optional`: fields that may be absent (docker's zero times, left out here) and then print
-    <no value> instead of failing. `type`: the Go type a missing field's error names; None:
-    docker inspect's error (it retries a template on the JSON as a map, missingkey=error).
-    `escape_html`: its JSON is json.Marshal's, < > & escaped whatever the encoder says
-    (docker's table rows marshal themselves that way)."""
-    __slots__ = ("optional", "type", "escape_html")
+    `type`: the Go type a missing field's error names. `optional`: fields that may be absent
+    (docker's zero times, left out here) and then print <no value> instead of failing.
+    `omitempty`: fields its JSON leaves out when empty (Go's struct tag), though templates see
+    them. `json_only`: keys a template finds only in its JSON, the Go field being named
+    otherwise (docker's Id is a field ID). `escape_html`: its JSON is json.Marshal's, < > &
+    escaped whatever the encoder says (docker's table rows marshal themselves that way)."""
+    __slots__ = ("type", "optional", "omitempty", "json_only", "escape_html")
 
-    def __init__(self, *args, optional=(), type=None, escape_html=False, **kw):
+    def __init__(self, *args, type=None, optional=(), omitempty=(), json_only=(),
+                 escape_html=False, **kw):
         super().__init__(*args, **kw)
-        self.optional, self.type, self.escape_html = frozenset(optional), type, escape_html
+        self.type, self.escape_html = type or "struct", escape_html
+        self.optional, self.omitempty = frozenset(optional), frozenset(omitempty)
+        self.json_only = frozenset(json_only)
 
 
 class Map(dict):
-    """A typed Go map: `zero` is what index gives for a missing key; nil: JSON null."""
-    __slots__ = ("zero", "nil", "type")
+    """A typed Go map: `zero` is what index gives for a missing key; nil: JSON null.
+    `optional`: keys whose absence is not an error even with missingkey=error (a Struct's
+    optional fields, seen as JSON)."""
+    __slots__ = ("zero", "nil", "type", "optional")
 
-    def __init__(self, *args, zero=None, nil=False, type="map[string]interface {}", **kw):
+    def __init__(self, *args, zero=None, nil=False, type="map[string]interface {}", optional=(),
+                 **kw):
         super().__init__(*args, **kw)
-        self.zero, self.nil, self.type = zero, nil and not self, type
+        self.zero, self.nil, self.type, self.optional = zero, nil and not self, type, optional
 
 
 class Slice(list):
@@ -67,7 +99,7 @@ def type_name(v) -> str:
     if isinstance(v, (Map, Slice)):
         return v.type
     if isinstance(v, Struct):
-        return v.type or "struct"
+        return v.type
     if isinstance(v, dict):
         return "map[string]interface {}"
     if isinstance(v, (list, tuple)):
@@ -173,8 +205,10 @@ def quote_rune(r: int) -> str:
 
 def sprint_value(v) -> str:
     """fmt's %v of a value (maps sorted by key, as fmt prints them)."""
-    if v is None:
+    if v is None or v is NIL:
         return "<nil>"
+    if isinstance(v, Time):
+        return v.text
     if v is True:
         return "true"
     if v is False:
@@ -315,7 +349,9 @@ def format_one(spec: _Spec, verb: str, v, depth: int = 0) -> str:
     """fmt's printArg/printValue for one operand."""
     if verb == "T":
         return spec.pad(type_name(v))
-    if v is None:
+    if isinstance(v, Time) and verb in "vs":
+        return spec.pad(v.text)
+    if v is None or v is NIL:
         return spec.pad("<nil>") if verb == "v" or depth else _bad(verb, v)
     if isinstance(v, bool):
         return spec.pad("true" if v else "false") if verb in "vt" else _bad(verb, v)
@@ -434,8 +470,14 @@ def _json_string(s: str, escape_html: bool) -> str:
     return "".join(out)
 
 
+def _empty(v) -> bool:
+    """Go's isEmptyValue, for omitempty."""
+    return v is None or v is NIL or v is False or (isinstance(v, (int, float)) and v == 0) \
+        or (isinstance(v, (str, list, tuple, dict)) and len(v) == 0)
+
+
 def _json(v, out: list, escape_html: bool, indent: str, level: int) -> None:
-    if v is None or (isinstance(v, (Slice, Map)) and v.nil):
+    if v is None or v is NIL or (isinstance(v, (Slice, Map)) and v.nil):
         out.append("null")
     elif v is True:
         out.append("true")
@@ -450,7 +492,9 @@ def _json(v, out: list, escape_html: bool, indent: str, level: int) -> None:
     elif isinstance(v, dict):
         escape_html = escape_html or getattr(v, "escape_html", False)
         keys = sorted(v) if isinstance(v, Map) else list(v)
-        items = [(k, v[k]) for k in keys if not callable(v[k])]
+        omit = getattr(v, "omitempty", ())
+        items = [(k, v[k]) for k in keys
+                 if not callable(v[k]) and not (k in omit and _empty(v[k]))]
         if not items:
             out.append("{}")
             return
@@ -482,6 +526,25 @@ def _json(v, out: list, escape_html: bool, indent: str, level: int) -> None:
         out.append("]")
     else:
         raise ValueError(f"json: unsupported type: {type_name(v)}")
+
+
+def as_json_value(v):
+    """The value as its JSON decoded into interface {} gives it (docker inspect's second try
+    of a template that failed on its Go types): maps and slices of plain values, structs as
+    maps; a Struct's absent optional fields stay absent and not an error."""
+    if v is None or v is NIL or (isinstance(v, (Slice, Map)) and v.nil):
+        return None
+    if isinstance(v, Time):
+        return str(v)
+    if isinstance(v, Struct):
+        items = ((k, x) for k, x in v.items()
+                 if not callable(x) and not (k in v.omitempty and _empty(x)))
+        return Map(sorted((k, as_json_value(x)) for k, x in items), optional=v.optional)
+    if isinstance(v, dict):
+        return Map(sorted((k, as_json_value(x)) for k, x in v.items() if not callable(x)))
+    if isinstance(v, (list, tuple)):
+        return [as_json_value(x) for x in v]
+    return v
 
 
 def json_dumps(v, escape_html: bool = True, indent: str = "") -> str:

@@ -59,17 +59,16 @@ class _Continue(Exception):
 
 
 def _generic(container) -> bool:
-    """A map[string]interface {} or []interface {} (or a Struct of docker inspect, whose
-    errors come from its JSON as such a map): what it holds has the static type interface {},
-    which is what Go names in some errors."""
+    """A map[string]interface {} or []interface {}: what it holds has the static type
+    interface {}, which is what Go names in some errors."""
     if isinstance(container, gofmt.Struct):
-        return container.type is None
-    return (getattr(container, "type", None) or "interface {}").endswith("interface {}")
+        return False
+    return getattr(container, "type", "interface {}").endswith("interface {}")
 
 
 def truth(v) -> tuple[bool, bool]:
     """Go's isTrue: (truth, ok)."""
-    if v is NO_VALUE or v is None:
+    if v is NO_VALUE or v is None or v is gofmt.NIL:
         return False, True
     if isinstance(v, (bool, int, float)):
         return v != 0, True
@@ -87,12 +86,14 @@ class Template:
         self.name, self.missingkey = name, missingkey
         self.tree = Tree(text, name, self.funcs).parse()
 
-    def execute(self, data, out: list | None = None, funcs: dict | None = None) -> str:
+    def execute(self, data, out: list | None = None, funcs: dict | None = None,
+                missingkey: str | None = None) -> str:
         """The output; TemplateError on failure, with what was written before it in `out`
         when given (Go writes as it goes). funcs: others of the same names (docker's header
-        functions)."""
+        functions); missingkey: another than the template's."""
         out = [] if out is None else out
         state = _State(self, out, funcs or self.funcs, data)
+        state.missingkey = missingkey or self.missingkey
         try:
             state.walk(data, self.tree.root)
         except RecursionError:
@@ -107,6 +108,7 @@ class _State:
         self.name = tmpl.name if name is None else name
         self.vars = [("$", data)]
         self.node = None
+        self.missingkey = tmpl.missingkey
 
     # errors
     def errorf(self, msg: str):
@@ -223,6 +225,7 @@ class _State:
             self.errorf(f"template {gofmt.quote(node.name)} not defined")
         value = self.eval_pipeline(dot, node.pipe) if node.pipe is not None else NO_VALUE
         inner = _State(self.tmpl, self.out, self.funcs, value, name=node.name)
+        inner.missingkey = self.missingkey
         try:
             inner.walk(value, body)
         except RecursionError:    # Python's stack ends long before Go's depth limit
@@ -311,7 +314,7 @@ class _State:
 
     def eval_field(self, dot, name, node, args, final, receiver, typed):
         if receiver is NO_VALUE:
-            if self.tmpl.missingkey == "error":
+            if self.missingkey == "error":
                 self.errorf(f"nil data; no entry for key {gofmt.quote(name)}")
             return NO_VALUE
         if isinstance(receiver, dict):
@@ -322,21 +325,19 @@ class _State:
             if isinstance(receiver, gofmt.Struct):
                 if has_args:
                     self.errorf(f"{name} has arguments but cannot be invoked as function")
-                if value is NO_VALUE and name not in receiver.optional:
-                    if receiver.type:
-                        self.errorf(f"can't evaluate field {name} in type {receiver.type}")
-                    # docker inspect's message: its raw-JSON fallback's, with missingkey=error
-                    self.errorf(f"map has no entry for key {gofmt.quote(name)}")
+                if (value is NO_VALUE and name not in receiver.optional) or \
+                        name in receiver.json_only:
+                    self.errorf(f"can't evaluate field {name} in type {receiver.type}")
                 return value
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
             if value is NO_VALUE:
-                if self.tmpl.missingkey == "error":
+                if self.missingkey == "error" and name not in getattr(receiver, "optional", ()):
                     self.errorf(f"map has no entry for key {gofmt.quote(name)}")
-                if self.tmpl.missingkey == "zero":
+                if self.missingkey == "zero":
                     return getattr(receiver, "zero", None)
             return value
-        if receiver is None:
+        if receiver is None or receiver is gofmt.NIL:
             self.errorf(f"nil pointer evaluating interface {{}}.{name}")
         kind = gofmt.type_name(receiver) if typed else "interface {}"
         self.errorf(f"can't evaluate field {name} in type {kind}")
@@ -450,7 +451,7 @@ def _deref(v):
 def _len(item):
     if item is NO_VALUE:
         raise CallError("reflect: call of reflect.Value.Type on zero Value")
-    if item is None:
+    if item is None or item is gofmt.NIL:
         raise CallError("len of nil pointer")
     if isinstance(item, str):
         return len(item.encode("utf-8", "surrogateescape"))
@@ -479,7 +480,7 @@ def _index(item, *indexes):
         raise CallError("index of untyped nil")
     for index in indexes:
         index = _deref(index)
-        if item is None:
+        if item is None or item is gofmt.NIL:
             raise CallError("index of nil pointer")
         if isinstance(item, (list, tuple, str)):
             x = _index_arg(index, len(_bytes(item)) if isinstance(item, str) else len(item))

@@ -229,19 +229,24 @@ def test_join_of_json_strings_is_kept(docker_templates):
 # --- what the docker shapes rely on ----------------------------------------------------------
 
 def test_a_struct_field_that_is_not_there_is_an_error():
-    data = gofmt.Struct(Id="x", State=gofmt.Struct(Pid=1))
+    data = gofmt.Struct(Id="x", State=gofmt.Struct(Pid=1), type="types.ContainerJSON",
+                        json_only=("Id",))
+    for t, msg in (("{{.Foo}}", 'template: :1:2: executing "" at <.Foo>: can\'t evaluate field '
+                                "Foo in type types.ContainerJSON"),
+                   ("{{.State.Pid.X}}", 'template: :1:8: executing "" at <.State.Pid.X>: '
+                                        "can't evaluate field X in type int"),
+                   ("{{.Id}}", 'template: :1:2: executing "" at <.Id>: can\'t evaluate field '
+                               "Id in type types.ContainerJSON")):
+        with pytest.raises(TemplateError) as e:
+            Template(t).execute(data)
+        assert str(e.value) == msg
+    # what docker inspect runs next: the JSON as maps, a missing key an error
+    raw = gofmt.as_json_value(data)
+    assert Template("{{.Id}}").execute(raw, missingkey="error") == "x"
     with pytest.raises(TemplateError) as e:
-        Template("{{.Foo}}").execute(data)
+        Template("{{.Foo}}").execute(raw, missingkey="error")
     assert str(e.value) == 'template: :1:2: executing "" at <.Foo>: map has no entry for key ' \
                            '"Foo"'
-    with pytest.raises(TemplateError) as e:
-        Template("{{.State.Pid.X}}").execute(data)
-    assert str(e.value) == 'template: :1:8: executing "" at <.State.Pid.X>: can\'t evaluate ' \
-                           'field X in type interface {}'
-    row = gofmt.Struct(ID="x", type="*formatter.ContainerContext")
-    with pytest.raises(TemplateError, match="can't evaluate field Foo in type "
-                                            r"\*formatter.ContainerContext"):
-        Template("{{.Foo}}").execute(row)
 
 
 def test_optional_fields_print_no_value_and_are_false():
