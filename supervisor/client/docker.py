@@ -8,17 +8,21 @@ What hawser has no counterpart for is there with docker's empty value (ResolvCon
 NetworkSettings of a container without a network, as hawser's are), so that scripts find
 the keys they look for. A time not yet reached (StartedAt before the first start, FinishedAt
 while running) is left out, not written as Go's zero time; {{.State.FinishedAt}} then prints
-<no value>. The ps and images tables are in docker_lists.py (re-exported here)."""
+<no value>. The ps and images rows and tables are in docker_lists.py and docker_tables.py
+(re-exported here)."""
 from supervisor.client import docker_units as units
 from supervisor.client import gofmt
-from supervisor.client.docker_lists import (FormatError, familiar, image_created, image_json,
-                                            image_rows, images_output, ps_output, ps_row,
-                                            render_table, short_id, split_reference,
+from supervisor.client.docker_lists import (familiar, image_created, image_json, image_row,
+                                            image_rows, ps_row, short_id, split_reference,
                                             state_name)
+from supervisor.client.docker_tables import (IMAGES_DIGESTS_FORMAT, IMAGES_FORMAT, PS_FORMAT,
+                                             FormatError, images_output, ps_output,
+                                             render_table)
 from supervisor.client.gofmt import Map, Slice, Struct, string_map, strings
 
 __all__ = ["container_inspect", "image_inspect", "inspect_format", "FormatError", "ps_row",
-           "image_rows", "render_table", "ps_output", "images_output"]
+           "image_row", "image_rows", "render_table", "ps_output", "images_output",
+           "PS_FORMAT", "IMAGES_FORMAT", "IMAGES_DIGESTS_FORMAT"]
 
 RUNNING, PAUSED, STOPPED = 2, 4, 3
 # what hawser's runtime masks and makes read-only (runtime/specgen.py's default spec)

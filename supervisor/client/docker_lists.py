@@ -1,46 +1,12 @@
-"""`hawserctl ps` and `images` in docker's shapes: the rows docker's formatter gives a template
-(ContainerContext, imageContext: ID, Image, Command, RunningFor, Status... as strings), its
-default tables, `table`, `raw` and `json` formats, the `\\t` and `\\n` it lets a format spell,
-headers made by running the format on the column names, and tabwriter's alignment.
+"""The rows of `hawserctl ps` and `images` as docker's formatter gives them to a template
+(ContainerContext, imageContext: ID, Image, Command, RunningFor, Status... as strings) from
+hawser.v1 records; docker_tables.py makes tables of them.
 
-    ps_output(containers, now) / images_output(images, now) -> text, FormatError if bad"""
+    ps_row(c, now) -> Row        image_rows(img, now) -> [Row]   (one per name, as docker)"""
 from supervisor.client import docker_units as units
 from supervisor.client import gofmt
 
-PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}" \
-           "\t{{.Names}}"
-PS_RAW = "container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\n" \
-         "created_at: {{.CreatedAt}}\nstate: {{- pad .State 1 0}}\n" \
-         "status: {{- pad .Status 1 0}}\nnames: {{.Names}}\nlabels: {{- pad .Labels 1 0}}\n" \
-         "ports: {{- pad .Ports 1 0}}\n"
-IMAGES_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-IMAGES_TABLE_DIGEST = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t" \
-                      "{{.CreatedSince}}\t{{.Size}}"
-IMAGES_RAW = "repository: {{ .Repository }}\ntag: {{.Tag}}\nimage_id: {{.ID}}\n" \
-             "created_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n"
-IMAGES_RAW_DIGEST = "repository: {{ .Repository }}\ntag: {{.Tag}}\ndigest: {{.Digest}}\n" \
-                    "image_id: {{.ID}}\ncreated_at: {{.CreatedAt}}\nvirtual_size: {{.Size}}\n"
-QUIET = "{{.ID}}"
-
-PS_HEADERS = {"ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
-              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
-              "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS",
-              "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS"}
-IMAGES_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG",
-                  "Digest": "DIGEST", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
-                  "Size": "SIZE", "Containers": "CONTAINERS", "VirtualSize": "SIZE",
-                  "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"}
-
 CREATED, RUNNING, STOPPED, PAUSED = 1, 2, 3, 4    # hawser.v1.Status
-
-
-class FormatError(Exception):
-    """A format docker would refuse, or one that fails on the data: str() is docker's message;
-    `status` the exit status docker gives; `output` what it printed before the error."""
-
-    def __init__(self, message: str, status: int = 1, output: str = ""):
-        super().__init__(message)
-        self.status, self.output = status, output
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -141,7 +107,13 @@ def _port_group(proto: str, first: int, last: int) -> str:
 
 # --- rows ------------------------------------------------------------------------------------
 
-def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> gofmt.Struct:
+class Row(gofmt.Struct):
+    """A row for a template; `source`: the record it was made from and how, so that a table
+    can remake it with other options (--no-trunc, --digests)."""
+    __slots__ = ("source",)
+
+
+def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> Row:
     """The fields docker ps's templates see for a hawser.v1.Container (sorted, as
     `{{json .}}` prints them), `.Label "key"` among them. size: (writable layer, image)
     bytes when known: "0B (virtual 1.99MB)"."""
@@ -159,7 +131,7 @@ def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> gofm
         size_text = units.human_size(size[0])
         if size[1] > 0:
             size_text += f" (virtual {units.human_size(size[1])})"
-    row = gofmt.Struct(
+    row = Row(
         type="*formatter.ContainerContext", escape_html=True,
         Command=gofmt.quote(units.ellipsis(command, 20) if trunc else command),
         CreatedAt=units.go_time_string(int(created)),
@@ -177,6 +149,7 @@ def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> gofm
         Status=status_text(c, now),
     )
     row["Label"] = Func(lambda key: labels.get(key, ""), ("string",))
+    row.source = ("ps", c, now, size)
     return row
 
 
@@ -249,9 +222,9 @@ def image_created_seconds(img) -> int | None:
     return None if created is None else created[0]
 
 
-def _image_row(img, now, trunc, repo, tag, digest) -> gofmt.Struct:
+def _image_row(img, now, trunc, repo, tag, digest) -> Row:
     created = image_created_seconds(img)
-    return gofmt.Struct(
+    row = Row(
         type="*formatter.imageContext", escape_html=True,
         Containers="N/A",
         CreatedAt=units.go_time_string(int(created)) if created is not None
@@ -267,98 +240,8 @@ def _image_row(img, now, trunc, repo, tag, digest) -> gofmt.Struct:
         UniqueSize="N/A",
         VirtualSize=units.human_size(img.size, 4),
     )
+    row.source = ("images", img, now, None)
+    return row
 
 
-# --- tables ----------------------------------------------------------------------------------
-
-def ps_format(fmt: str, quiet: bool = False, size: bool = False) -> str:
-    """docker's NewContainerFormat: the format docker ps runs (-q does not replace a format
-    of one's own)."""
-    if fmt in ("", "table"):
-        return QUIET if quiet else PS_TABLE + ("\t{{.Size}}" if size else "")
-    if fmt == "raw":
-        return "container_id: {{.ID}}" if quiet else PS_RAW + \
-            ("size: {{.Size}}\\n" if size else "")
-    return fmt
-
-
-def images_format(fmt: str, quiet: bool = False, digests: bool = False) -> str:
-    """docker's NewImageFormat."""
-    if fmt in ("", "table"):
-        return QUIET if quiet else IMAGES_TABLE_DIGEST if digests else IMAGES_TABLE
-    if fmt == "raw":
-        return "image_id: {{.ID}}" if quiet else IMAGES_RAW_DIGEST if digests else IMAGES_RAW
-    if fmt.startswith("table") and digests and "{{.Digest}}" not in fmt:
-        fmt += "\t{{.Digest}}"
-    return fmt
-
-
-def check_ps_format(fmt: str) -> None:
-    """docker ps's first look at a format of one's own: parsed as given and run on a row of
-    empty fields (to see whether it shows .Size); FormatError with its messages."""
-    from supervisor.client import gotemplate
-    if not fmt:
-        return
-    try:
-        tmpl = gotemplate.Template(fmt)
-    except gotemplate.TemplateError as e:
-        raise FormatError(f"failed to parse template: {e}") from None
-    empty = gofmt.Struct({k: "" for k in PS_HEADERS}, type="*formatter.ContainerContext")
-    empty.update(Command='""', LocalVolumes="0", Size="0B", Image="<no image>",
-                 Label=gotemplate.Func(lambda key: "", ("string",)))
-    try:
-        tmpl.execute(empty)
-    except gotemplate.TemplateError as e:
-        raise FormatError(f"failed to execute template: {e}") from None
-
-
-def render_table(rows: list, fmt: str, headers: dict) -> str:
-    """docker's formatter.Context: each row through the template, a line each; a `table`
-    format gets the header (the template run on the column names) and aligned columns.
-    `json` is {{json .}} (newer docker's; 20.10 printed the word). FormatError if bad, with
-    docker 20.10's message."""
-    from supervisor.client import gotemplate
-    table = fmt.startswith("table")
-    text = "{{json .}}" if fmt == "json" else fmt[len("table"):] if table else fmt
-    text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
-    try:
-        tmpl = gotemplate.Template(text)
-        body = [tmpl.execute(row) + "\n" for row in rows]
-    except gotemplate.TemplateError as e:
-        raise FormatError(f"template parsing error: {e}") from None
-    if not table:
-        return "".join(body)
-    header: list = []
-    try:
-        names = gofmt.Map(headers, zero="", type="formatter.SubHeaderContext")
-        names["Label"] = gotemplate.Func(_header_label, ("string",))
-        tmpl.execute(names, out=header, funcs=gotemplate.HEADER_FUNCS)
-    except gotemplate.TemplateError:
-        pass    # docker ignores the header's error and prints what it made before it
-    return units.tabwrite("".join(header) + "\n" + "".join(body))
-
-
-def _header_label(name: str) -> str:
-    """docker's header for {{.Label "com.example.app-name"}}: "app name"."""
-    return name.split(".")[-1].replace("-", " ").replace("_", " ")
-
-
-def ps_output(containers, now: float | None = None, fmt: str = "", no_trunc: bool = False,
-              quiet: bool = False, size: bool = False) -> str:
-    """What `docker ps [--format F] [--no-trunc] [-q] [-s]` prints for these containers."""
-    import time
-    now = time.time() if now is None else now
-    check_ps_format(fmt)
-    rows = [ps_row(c, now, trunc=not no_trunc) for c in containers]
-    return render_table(rows, ps_format(fmt, quiet, size), PS_HEADERS)
-
-
-def images_output(images, now: float | None = None, fmt: str = "", no_trunc: bool = False,
-                  quiet: bool = False, digests: bool = False) -> str:
-    """What `docker images [--format F] [--no-trunc] [-q] [--digests]` prints."""
-    import time
-    now = time.time() if now is None else now
-    fmt = images_format(fmt, quiet, digests)
-    need = digests or "{{.Digest}}" in fmt
-    rows = [r for img in images for r in image_rows(img, now, not no_trunc, digests, need)]
-    return render_table(rows, fmt, IMAGES_HEADERS)
+image_row = image_rows    # the name it has in docs/images.md's plan: one image, its rows

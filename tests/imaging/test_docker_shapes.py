@@ -25,8 +25,7 @@ import time
 import pytest
 
 from supervisor.client import docker, docker_units, gofmt
-from supervisor.client.docker_lists import (IMAGES_HEADERS, PS_HEADERS, FormatError,
-                                            images_format, ps_format, render_table)
+from supervisor.client.docker_tables import FormatError, images_format, ps_format, render_table
 from supervisor.client.gotemplate import Func, Template, TemplateError
 from supervisor.client.messages import message, package
 
@@ -257,6 +256,28 @@ def test_image_inspect_shape():
         "[sh] [] null |<no value>"
     bare = docker.image_inspect(pb.Image(id="sha256:" + "1" * 64))
     assert "Created" not in bare and bare["RepoTags"] == [] and bare["RootFS"]["Layers"] == []
+
+
+def test_render_table_remakes_rows_for_its_options():
+    """hawserctl's ps/images: rows made once, the table's options applied to them."""
+    c = container(id="a" * 64, args=["echo", "a very long command line that is long"])
+    full = render_table([docker.ps_row(c, NOW)], "{{.ID}} {{.Command}}", no_trunc=True)
+    assert full == "a" * 64 + " \"echo 'a very long command line that is long'\"\n"
+    assert render_table([c], "", quiet=True) == "a" * 12 + "\n"      # records do too
+    assert render_table([docker.ps_row(c, NOW)], docker.PS_FORMAT, quiet=True) == "a" * 12 + "\n"
+    digest = "sha256:" + "f" * 64
+    img = image(repo_tags=["docker.io/library/busybox:1"],
+                repo_digests=["docker.io/library/busybox@" + digest])
+    rows = [docker.image_row(img, NOW)]
+    text = render_table(rows, docker.IMAGES_DIGESTS_FORMAT, kind="images")
+    assert text.splitlines()[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID",
+                                            "CREATED", "SIZE"]
+    assert text.splitlines()[1].split()[:3] == ["busybox", "1", digest]
+    assert render_table(rows, "{{.Repository}}:{{.Tag}} {{.Digest}}") == \
+        f"busybox:1 {digest}\n"       # the format shows digests: docker looks them up
+    assert render_table(rows, docker.IMAGES_FORMAT, quiet=True) == "e" * 12 + "\n"
+    assert render_table(rows, docker.IMAGES_FORMAT, no_trunc=True).splitlines()[1].split()[2] \
+        == "sha256:" + "e" * 64
 
 
 # --- units, tables, inspect's output ---------------------------------------------------------
@@ -539,7 +560,7 @@ def test_ps_tables_as_docker(scene):
     for f in PS_FORMATS:
         rows, theirs = with_rows(scene, ["ps", "-a"], ps_format(f))
         try:
-            mine = render_table(ps_rows(rows), ps_format(f), PS_HEADERS)
+            mine = render_table(ps_rows(rows), f, kind="ps")
         except FormatError as e:
             mine = f"error {e}"
         if mine != theirs:
@@ -565,7 +586,7 @@ def test_ps_rows_of_hawser_records_as_docker(scene):
     now = time.time()
     for theirs in rows:
         mine = json.loads(render_table([docker.ps_row(objs[theirs["Names"]], now)],
-                                       "{{json .}}", PS_HEADERS))
+                                       "{{json .}}"))
         assert set(mine) == set(theirs)
         for key in ("RunningFor", "Status"):
             mine[key], theirs[key] = DURATION.sub("<d>", mine[key]), \
@@ -609,7 +630,7 @@ def test_images_as_docker(scene):
             rows, theirs = with_rows(scene, listing, images_format(f, digests=digests))
             ours = [gofmt.Struct(r, type="*formatter.imageContext", escape_html=True)
                     for r in rows]
-            mine = render_table(ours, images_format(f, digests=digests), IMAGES_HEADERS)
+            mine = render_table(ours, f, kind="images", digests=digests)
             if mine != theirs:
                 diffs.append(f"{listing} {f!r}\n  docker:\n{theirs}\n  ours:\n{mine}")
     assert not diffs, "\n".join(diffs)
