@@ -11,7 +11,7 @@ while running) is left out, not written as Go's zero time; {{.State.FinishedAt}}
 <no value>. The ps and images rows and tables are in docker_lists.py and docker_tables.py
 (re-exported here)."""
 from supervisor.client import docker_units as units
-from supervisor.client import gofmt
+from supervisor.client import gofmt, gojson
 from supervisor.client.docker_lists import (familiar, image_created, image_json, image_row,
                                             image_rows, ps_row, short_id, split_reference,
                                             state_name)
@@ -248,7 +248,7 @@ def inspect_format(objs: list, fmt: str = "") -> str:
         if not objs:
             return "[]\n"
         # dockerd writes its JSON without escaping < > &; the CLI indents it
-        return gofmt.json_dumps(list(objs), escape_html=False, indent="    ") + "\n"
+        return gojson.json_dumps(list(objs), escape_html=False, indent="    ") + "\n"
     from supervisor.client import gotemplate
     try:
         tmpl = gotemplate.Template(fmt)
@@ -263,7 +263,7 @@ def inspect_format(objs: list, fmt: str = "") -> str:
             pass
         # docker's second try: the object's JSON as maps, a missing key an error
         try:
-            out.append(tmpl.execute(gofmt.as_json_value(obj), missingkey="error") + "\n")
+            out.append(tmpl.execute(gojson.as_json_value(obj), missingkey="error") + "\n")
         except gotemplate.TemplateError as e:
             errors.append(f"template parsing error: {e}")
     text = "".join(out) or "\n"

@@ -7,7 +7,7 @@ messages for a bad format.
     ps_output(containers, now, ...) / images_output(images, now, ...) -> text"""
 from supervisor.client import docker_units as units
 from supervisor.client import gofmt
-from supervisor.client.docker_lists import Row, image_rows, ps_row
+from supervisor.client.docker_lists import image_rows, ps_row
 
 PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}" \
            "\t{{.Names}}"

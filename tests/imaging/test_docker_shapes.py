@@ -18,7 +18,6 @@ import calendar
 import json
 import os
 import re
-import subprocess
 import tarfile
 import time
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.client import gofmt
+from supervisor.client import gofmt, gojson
 from supervisor.client.gotemplate import (DOCKER_FUNCS, HEADER_FUNCS, Func, ParseError,
                                           Template, TemplateError)
 
@@ -241,7 +241,7 @@ def test_a_struct_field_that_is_not_there_is_an_error():
             Template(t).execute(data)
         assert str(e.value) == msg
     # what docker inspect runs next: the JSON as maps, a missing key an error
-    raw = gofmt.as_json_value(data)
+    raw = gojson.as_json_value(data)
     assert Template("{{.Id}}").execute(raw, missingkey="error") == "x"
     with pytest.raises(TemplateError) as e:
         Template("{{.Foo}}").execute(raw, missingkey="error")
@@ -302,10 +302,10 @@ def test_header_functions_leave_names_alone():
 
 def test_json_escapes_html_only_when_asked():
     assert Template("{{json .}}").execute({"x": "<&>"}) == '{"x":"<&>"}'
-    assert gofmt.json_dumps({"x": "<&>\u2028"}) == '{"x":"\\u003c\\u0026\\u003e\\u2028"}'
-    assert gofmt.json_dumps(gofmt.Struct(x="<", escape_html=True), escape_html=False) == \
+    assert gojson.json_dumps({"x": "<&>\u2028"}) == '{"x":"\\u003c\\u0026\\u003e\\u2028"}'
+    assert gojson.json_dumps(gofmt.Struct(x="<", escape_html=True), escape_html=False) == \
         '{"x":"\\u003c"}'
-    assert gofmt.json_dumps([1.0, 1e21, 1e-7, 0.5, -0.0]) == "[1,1e+21,1e-7,0.5,-0]"
+    assert gojson.json_dumps([1.0, 1e21, 1e-7, 0.5, -0.0]) == "[1,1e+21,1e-7,0.5,-0]"
 
 
 def test_recursion_is_an_error_not_a_crash():
