@@ -35,7 +35,9 @@ MOUNT_DATA_MAX = 4095          # mount(2) copies one page of options, its last b
 class Snapshotter:
     def __init__(self, root: str, db_path: str):
         self.dir = os.path.join(os.path.abspath(root), "snapshots")
-        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        # only root may reach the layers: they hold the images' setuid binaries (a user of
+        # the host running one would gain what the image's root has)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.table = Table(db_path)
         self.lock = threading.Lock()
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
 import tarfile
 import threading
 
@@ -14,7 +15,7 @@ import pytest
 
 import layers
 from layers import device, dir, fifo, file, hardlink, opaque, symlink, whiteout
-from supervisor.snapshots import apply
+from supervisor.snapshots import apply, diff
 from supervisor.snapshots.apply import LayerError, MissingLinkTarget
 from supervisor.snapshots.overlay import Snapshotter
 
@@ -398,3 +399,76 @@ def test_layers_unpack_in_threads_at_once(tmp_path):
                 data = t.extractfile(m).read()
                 assert hashlib.sha256((tmp_path / f"dest{i}" / m.name).read_bytes()).digest() \
                     == hashlib.sha256(data).digest()
+
+
+# -- GNU tar as the peer ---------------------------------------------------------------------------
+def a_real_tree(top):
+    """Files of every kind an image has, made with the real syscalls."""
+    top.mkdir()
+    (top / "etc").mkdir()
+    (top / "etc/passwd").write_text("root:x:0:0\n")
+    (top / "bin").mkdir()
+    (top / "bin/busybox").write_bytes(os.urandom(70_000))
+    os.chmod(top / "bin/busybox", 0o755)
+    os.link(top / "bin/busybox", top / "bin/ls")
+    os.symlink("busybox", top / "bin/sh")
+    os.symlink("/nonexistent/absolute", top / "bin/dangling")
+    (top / "bin/su").write_bytes(b"su")
+    os.chown(top / "bin/su", 0, 42)
+    os.chmod(top / "bin/su", 0o6755)
+    (top / "bin/ping").write_bytes(b"ping")
+    os.setxattr(top / "bin/ping", "security.capability", CAP_NET_RAW)
+    os.setxattr(top / "etc/passwd", "user.origin", b"test")
+    (top / "dev").mkdir()
+    os.mknod(top / "dev/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.mknod(top / "dev/sda", stat.S_IFBLK | 0o660, os.makedev(8, 0))
+    os.mkfifo(top / "dev/fifo", 0o620)
+    os.chmod(top / "dev/null", 0o666)
+    deep = top / ("x" * 90) / ("y" * 90) / ("z" * 90)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 200)).write_text("deep")
+    (top / "home/user").mkdir(parents=True)
+    os.chown(top / "home/user", 1000, 1000)
+    (top / "home/user/.rc").write_text("rc")
+    os.chown(top / "home/user/.rc", 1000, 1000)
+    (top / "ro").mkdir()
+    (top / "ro/inside").write_text("in a read-only dir")
+    os.chmod(top / "ro", 0o555)
+    (top / "tmp").mkdir()
+    os.chmod(top / "tmp", 0o1777)
+    os.mkdir(os.path.join(os.fsencode(top), b"latin1-\xe9"))
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), ns=(1_000_000_000, 1_234_567_890_123_456_789),
+                     follow_symlinks=False)
+    return top
+
+
+@pytest.mark.parametrize("fmt", ["posix", "gnu"])
+def test_layers_gnu_tar_makes_unpack_to_the_same_tree(tmp_path, fmt):
+    src = a_real_tree(tmp_path / "src")
+    xattrs = ["--xattrs", "--xattrs-include=*"] if fmt == "posix" else []
+    tar = subprocess.run(["tar", f"--format={fmt}", "--numeric-owner", *xattrs, "-C", str(src),
+                          "-cf", "-", "."], check=True, capture_output=True).stdout
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    applied = apply.apply_layer(io.BytesIO(tar), str(dest))
+    assert applied.diff_id == layers.diff_id(tar)
+    want, got = layers.tree(src), layers.tree(dest)
+    if fmt == "gnu":                  # GNU's own format has no xattrs
+        want = {k: v[:7] + ({},) + v[8:] for k, v in want.items()}
+    assert got == want
+    assert os.stat(dest / "etc/passwd").st_mtime_ns == (
+        1_234_567_890_123_456_789 if fmt == "posix" else 1_234_567_890_000_000_000)
+
+
+def test_layers_written_here_are_read_by_gnu_tar(tmp_path):
+    src = a_real_tree(tmp_path / "src")
+    out = io.BytesIO()
+    diff_id = diff.write_layer(str(src), [], out)
+    assert diff_id == layers.diff_id(out.getvalue())
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    subprocess.run(["tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", "-",
+                    "-C", str(dest)], input=out.getvalue(), check=True, capture_output=True)
+    assert layers.tree(dest) == layers.tree(src)
