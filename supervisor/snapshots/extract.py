@@ -174,8 +174,9 @@ class Extraction:
         if base.startswith(AUFS_META):
             return
         name = base[len(WHITEOUT):]
-        if not name:
-            raise LayerError(f"layer entry {e.label()!r}: a whiteout of no name")
+        if name in (b"", b".", b".."):      # ".wh..." would name the parent's parent
+            raise LayerError(f"layer entry {e.label()!r}: a whiteout of {_text(name)!r} is no "
+                             "whiteout of a name")
         parent = self._dir_fd(parts[:-1], e)
         try:
             os.mknod(name, stat.S_IFCHR, 0, dir_fd=parent)

@@ -196,6 +196,9 @@ ESCAPES = {
     "symlink through symlink": ([symlink("l", "CANARY"), symlink("l/x", "/etc")],
                                 "on its way is a symlink"),
     "file as a parent": ([file("f", b"x"), file("f/g", b"y")], "'f' on its way is not a dir"),
+    "whiteout of the parent": ([file(".wh...")], "a whiteout of '..' is no whiteout"),
+    "whiteout of the dir": ([dir("d"), file("d/.wh..")], "a whiteout of '.' is no whiteout"),
+    "whiteout of nothing": ([file(".wh.")], "a whiteout of '' is no whiteout"),
 }
 
 
@@ -224,6 +227,7 @@ def test_every_escape_is_refused_and_nothing_is_written(tmp_path, case):
         apply.apply_layer(io.BytesIO(tar), str(dest))
     assert "layer entry" in str(e.value)
     assert listing(tmp_path / "canary") == before
+    assert os.listxattr(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["canary", "dest"]
     assert os.listdir(dest) == [] and os.listxattr(dest) == []
     st = os.stat(dest)
     assert (st.st_mode, st.st_uid, st.st_mtime_ns) == \
