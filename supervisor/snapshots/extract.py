@@ -15,7 +15,9 @@ from supervisor.snapshots.layered import DIR_FLAGS, FILE_FLAGS, OPAQUE_XATTR, PR
 WHITEOUT = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
 AUFS_META = b".wh..wh."
-DIR_CACHE = 256           # open dir fds kept for the next entries (tars list dirs together)
+# open dir fds kept for the next entries (tars list a dir's entries together); unpacks run in
+# threads of one process: they share its fd limit
+DIR_CACHE = 64
 DIR, LINK, SYMLINK, FIFO = ord("5"), ord("1"), ord("2"), ord("6")
 FILE_TYPES = frozenset(b"07")
 DEVICES = {ord("3"): stat.S_IFCHR, ord("4"): stat.S_IFBLK}
@@ -58,6 +60,8 @@ class Extraction:
 
     def apply(self, e, reader) -> None:
         parts = _parts(e.name, e)
+        if len(self.dirs) > DIR_CACHE:
+            self._evict()          # between entries: no fd of the cache is in use then
         try:
             self._apply(e, parts, reader)
         except layered.ThroughSymlink as err:
@@ -191,6 +195,9 @@ class Extraction:
         target = _parts(e.linkname, e, "link target")
         if not target:
             raise LayerError(f"layer entry {e.label()!r}: a hard link to the root")
+        if target[:len(parts)] == parts:      # the link would first remove its own target
+            raise LayerError(f"layer entry {e.label()!r}: a hard link to "
+                             f"{_text(e.linkname)!r}, inside what it replaces")
         found = layered.lookup(self._layers(), target)
         if found is None:
             raise MissingLinkTarget(
@@ -258,8 +265,6 @@ class Extraction:
         fd = self.dirs.get(key)
         if fd is not None:
             return fd
-        if len(self.dirs) > DIR_CACHE:
-            self._evict()
         i = len(dparts) - 1
         while i and b"/".join(dparts[:i]) not in self.dirs:
             i -= 1
@@ -298,6 +303,8 @@ class Extraction:
     def set_dir_times(self) -> None:
         """Directories' times last: every entry made inside one changed its mtime."""
         for key in sorted(self.dir_times):
+            if len(self.dirs) > DIR_CACHE:
+                self._evict()
             atime, mtime = self.dir_times[key]
             if not key:
                 os.utime(self.root, ns=(atime, mtime))

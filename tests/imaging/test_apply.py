@@ -476,3 +476,32 @@ def test_layers_written_here_are_read_by_gnu_tar(tmp_path):
     subprocess.run(["tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", "-",
                     "-C", str(dest)], input=out.getvalue(), check=True, capture_output=True)
     assert layers.tree(dest) == layers.tree(src)
+
+
+def test_many_directories_and_links_across_them(tmp_path):
+    """More directories than the applier keeps open, and links that need two of them at once:
+    each link lands where its entry says."""
+    n = 600
+    entries = [file(f"d{i:03d}/f", f"{i}".encode()) for i in range(n)]
+    # links at depths that vary: which lookup finds the cache full varies too
+    where = [f"d{i:03d}/" + "s/" * (i % 3) for i in range(n)]
+    entries += [hardlink(where[i] + "link", f"d{n - 1 - i:03d}/f") for i in range(n)]
+    entries += [dir(f"d{i:03d}", mtime=1_000_000 + i) for i in range(n)]
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    apply.apply_layer(io.BytesIO(layers.tar_bytes(*entries)), str(dest))
+    for i in range(n):
+        d = dest / f"d{i:03d}"
+        assert sorted(os.listdir(d)) == (["f", "link"] if i % 3 == 0 else ["f", "s"])
+        assert (dest / where[i] / "link").read_text() == str(n - 1 - i)
+        assert os.stat(d).st_mtime == 1_000_000 + i
+    assert len(os.listdir(f"/proc/{os.getpid()}/fd")) < 64     # none left open
+
+
+def test_a_link_cannot_replace_what_holds_its_target(tmp_path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    tar = layers.tar_bytes(dir("a"), file("a/f", b"x"), hardlink("a", "a/f"))
+    with pytest.raises(LayerError, match="'a': a hard link to 'a/f', inside what it replaces"):
+        apply.apply_layer(io.BytesIO(tar), str(dest))
+    assert os.listdir(dest) == []
