@@ -367,3 +367,48 @@ def test_the_table_lives_beside_other_services_tables(snaps, tmp_path):
     again = Snapshotter(os.path.dirname(snaps.dir), str(tmp_path / "meta.db"))
     assert [i.key for i in again.list()] == ["base", "top"]
     again.close()
+
+
+UNPACK = """
+import sys
+sys.path.insert(0, {root!r})
+from supervisor.snapshots import apply
+from supervisor.snapshots.overlay import Snapshotter
+s = Snapshotter({base!r}, {db!r})
+s.prepare("extract-1", "", labels={{"hawser/extract": "1"}})
+print("ready", flush=True)
+apply.apply_layer(sys.stdin.buffer, s.upper("extract-1"))
+s.commit("layer", "extract-1")
+"""
+
+
+def test_an_unpack_killed_half_way_is_gone_after_cleanup(snaps, tmp_path):
+    two_layers(snaps)
+    before = entries(snaps)
+    tar = layers.tar_bytes(*[file(f"d/f{i}", os.urandom(4096)) for i in range(2000)])
+    code = UNPACK.format(root=ROOT_DIR, base=str(tmp_path / "root"), db=str(tmp_path / "meta.db"))
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ready\n"
+        child.stdin.write(tar[:len(tar) // 2])
+        child.stdin.flush()
+        upper = snaps.upper("extract-1")
+        written = 0
+        for _ in range(250):               # until the child is half-way through
+            written = len(os.listdir(upper + "/d")) if os.path.isdir(upper + "/d") else 0
+            if written > 100:
+                break
+            threading.Event().wait(0.02)
+        os.kill(child.pid, 9)
+        assert written > 100
+    finally:
+        child.kill()
+        child.wait()
+        child.stdin.close()
+        child.stdout.close()
+    assert child.returncode == -9
+    assert snaps.stat("extract-1").kind == "active" and snaps.stat("layer") is None
+    assert Snapshotter(os.path.dirname(snaps.dir), str(tmp_path / "meta.db")).cleanup() == \
+        ["extract-1"]
+    assert [i.key for i in snaps.list()] == ["base", "top"] and entries(snaps) == before
