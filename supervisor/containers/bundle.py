@@ -1,10 +1,13 @@
 """The OCI bundle of a container: config.json made like `hawser spec`, with the request's
-process settings and limits, root.path = the given rootfs directory."""
+process settings and limits; root.path is the given rootfs directory, or the bundle's rootfs/
+where the shim mounts an image's snapshot."""
 import json
 import os
+import shutil
 
 from runtime.specgen import default_spec
 from supervisor.containers import resources
+from supervisor.images import config as imgconfig
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -13,12 +16,17 @@ class BadConfig(ValueError):
     pass
 
 
-def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd") -> dict:
+def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd",
+              read=None) -> dict:
+    """The container's config.json. rootfs is root.path (a directory, or "rootfs" for the
+    bundle's own, where the shim mounts an image's snapshot); read(path) -> text or None reads
+    the container's files (the image's /etc/passwd), from rootfs when not given."""
     spec = default_spec()
     proc = spec["process"]
-    if not config.get("args"):
+    args = list(config.get("entrypoint") or ()) + list(config.get("args") or ())
+    if not args:
         raise BadConfig("no command: give the command to run after the rootfs")
-    proc["args"] = list(config["args"])
+    proc["args"] = args
     env = [e for e in config.get("env") or () if "=" in e]
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
@@ -27,7 +35,7 @@ def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd
     if not proc["cwd"].startswith("/"):
         raise BadConfig(f"working directory {proc['cwd']!r} is not an absolute path")
     proc["terminal"] = bool(config.get("terminal"))
-    proc["user"] = resolve_user(config.get("user") or "", rootfs)
+    proc["user"] = resolve_user(config.get("user") or "", read or dir_reader(rootfs))
     spec["hostname"] = config.get("hostname") or cid[:12]
     spec["root"] = {"path": rootfs, "readonly": bool(config.get("read_only"))}
     for m in config.get("mounts") or ():
@@ -39,29 +47,18 @@ def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd
     return spec
 
 
-def resolve_user(user: str, rootfs: str) -> dict:
-    """"uid[:gid]" or "name[:group]", names looked up in the rootfs' /etc/passwd and group."""
-    if not user:
-        return {"uid": 0, "gid": 0}
-    name, _, group = user.partition(":")
-    uid, gid = _lookup(name, os.path.join(rootfs, "etc/passwd"), 2, 3)
-    if group:
-        gid = _lookup(group, os.path.join(rootfs, "etc/group"), 2, None)[0]
-    return {"uid": uid, "gid": gid}
+def dir_reader(rootfs: str):
+    """read(path) of a root filesystem directory (symlinks not followed out of it)."""
+    return lambda path: imgconfig.read_layered([rootfs], path)
 
 
-def _lookup(name: str, path: str, id_field: int, gid_field) -> tuple[int, int]:
-    if name.isdigit():
-        return int(name), 0
+def resolve_user(user: str, read) -> dict:
+    """docker's user forms ("uid[:gid]", "name[:group]"), names looked up through read in the
+    container's /etc/passwd and /etc/group."""
     try:
-        with open(path) as f:
-            for line in f:
-                parts = line.strip().split(":")
-                if len(parts) > id_field and parts[0] == name:
-                    return int(parts[id_field]), int(parts[gid_field]) if gid_field else 0
-    except OSError:
-        pass
-    raise BadConfig(f"unable to find user or group {name!r} in {path}")
+        return imgconfig.resolve_user(user, read)
+    except imgconfig.ConfigError as e:
+        raise BadConfig(str(e)) from None
 
 
 def write_bundle(path: str, spec: dict) -> None:
@@ -70,3 +67,16 @@ def write_bundle(path: str, spec: dict) -> None:
     with open(tmp, "w") as f:
         json.dump(spec, f, indent=1)
     os.rename(tmp, os.path.join(path, "config.json"))
+
+
+def remove_bundle(path: str) -> None:
+    """A bundle's directory, after anything still mounted on its rootfs (a shim that died
+    without unmounting): rmtree would otherwise delete the container's files through it."""
+    from shim import mount
+    rootfs = os.path.join(path, "rootfs")
+    if os.path.ismount(rootfs):
+        try:
+            mount.unmount_all(rootfs)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot unmount {rootfs}: {e.strerror}") from None
+    shutil.rmtree(path, ignore_errors=True)

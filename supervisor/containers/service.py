@@ -11,12 +11,15 @@ from supervisor.tasks.supervisor import Supervisor
 STATUS = {"created": cpb.CREATED, "running": cpb.RUNNING, "stopped": cpb.STOPPED,
           "paused": cpb.PAUSED}
 CONFIG_FIELDS = ("args", "env", "cwd", "user", "hostname", "terminal", "memory_limit",
-                 "pids_limit", "cpus", "read_only", "stop_signal", "restart_policy", "open_stdin")
+                 "pids_limit", "cpus", "read_only", "stop_signal", "restart_policy", "open_stdin",
+                 "entrypoint", "entrypoint_set", "exposed_ports", "volumes")
+REPEATED = ("args", "env", "entrypoint", "exposed_ports", "volumes")
 
 
 def config_dict(c: cpb.ContainerConfig) -> dict:
     d = {f: getattr(c, f) for f in CONFIG_FIELDS}
-    d["args"], d["env"] = list(c.args), list(c.env)
+    for f in REPEATED:
+        d[f] = list(d[f])
     d["mounts"] = [{"source": m.source, "destination": m.destination, "read_only": m.read_only}
                    for m in c.mounts]
     return d
@@ -32,7 +35,9 @@ def container_msg(rec: dict, sup: Supervisor) -> cpb.Container:
                          pid=rec["pid"] if rec["status"] in ("running", "paused", "created")
                          else 0, exit_status=rec["exit_status"], exited_at=ts(rec["exited_at"]),
                          bundle=rec["bundle"], log_path=sup.log_path(rec["id"]),
-                         restart_count=rec["restart_count"])
+                         restart_count=rec["restart_count"], image=rec["image"],
+                         image_id=rec["image_id"], started_at=ts(rec["started_at"]),
+                         snapshot=rec["snapshot"])
 
 
 def entry_msg(e: dict) -> cpb.LogEntry:
@@ -57,7 +62,7 @@ class ContainersService(cgrpc.ContainersServicer):
     @api_errors
     def Create(self, req, context):
         rec = self.sup.create_container(req.id, req.name, config_dict(req.config), req.rootfs,
-                                        req.runtime, dict(req.labels))
+                                        req.runtime, dict(req.labels), req.image)
         return cpb.CreateContainerResponse(container=container_msg(rec, self.sup))
 
     @api_errors
@@ -85,6 +90,13 @@ class ContainersService(cgrpc.ContainersServicer):
     def Delete(self, req, context):
         self.sup.delete_container(req.id, req.force)
         return empty_pb2.Empty()
+
+    @api_errors
+    def Diff(self, req, context):
+        from supervisor.images import commit
+        rec = self.sup.resolve(req.id)
+        return cpb.DiffResponse(changes=[cpb.Change(kind=k, path=p)
+                                         for k, p in commit.changes(self.sup.images, rec)])
 
     def Logs(self, req, context):
         try:

@@ -22,18 +22,27 @@ CREATE TABLE IF NOT EXISTS containers (
     shim_address TEXT NOT NULL DEFAULT '',
     shim_pid INTEGER NOT NULL DEFAULT 0,
     restart_count INTEGER NOT NULL DEFAULT 0,
-    stop_requested INTEGER NOT NULL DEFAULT 0   -- 1: stopped by a user, no restart
+    stop_requested INTEGER NOT NULL DEFAULT 0,  -- 1: stopped by a user, no restart
+    image TEXT NOT NULL DEFAULT '',             -- the image reference it was made from
+    image_id TEXT NOT NULL DEFAULT '',          -- that image's config digest
+    image_target TEXT NOT NULL DEFAULT '',      -- the platform manifest it came from (GC root)
+    snapshot TEXT NOT NULL DEFAULT '',          -- its writable snapshot's key
+    started_at REAL NOT NULL DEFAULT 0          -- its task's last start
 );
 """
 # Columns added after the first schema: (name, declaration) added to an older database.
 ADDED = (("restart_count", "INTEGER NOT NULL DEFAULT 0"),
-         ("stop_requested", "INTEGER NOT NULL DEFAULT 0"))
+         ("stop_requested", "INTEGER NOT NULL DEFAULT 0"),
+         ("image", "TEXT NOT NULL DEFAULT ''"), ("image_id", "TEXT NOT NULL DEFAULT ''"),
+         ("image_target", "TEXT NOT NULL DEFAULT ''"), ("snapshot", "TEXT NOT NULL DEFAULT ''"),
+         ("started_at", "REAL NOT NULL DEFAULT 0"))
 FIELDS = ("id", "name", "config", "rootfs", "runtime", "labels", "created", "bundle", "status",
           "pid", "exit_status", "exited_at", "shim_address", "shim_pid", "restart_count",
-          "stop_requested")
+          "stop_requested", "image", "image_id", "image_target", "snapshot", "started_at")
 JSON_FIELDS = ("config", "labels")
 # Absent text columns are "", never 0: SQLite would store the 0 as the (true) string "0".
-TEXT_DEFAULTS = {"shim_address": ""}
+TEXT_DEFAULTS = {"shim_address": "", "image": "", "image_id": "", "image_target": "",
+                 "snapshot": ""}
 
 
 class NameTaken(Exception):

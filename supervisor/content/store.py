@@ -54,6 +54,9 @@ class ContentStore:
         # one writer per ref at a time: only this process writes here (hawserd holds its --root)
         self._ref_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # called with each digest a writer commits (or finds there already): hawserd's garbage
+        # collector spares what operations still under way have written
+        self.on_commit = None
 
     def _ref_lock(self, name: str) -> threading.Lock:
         with self._guard:
@@ -199,6 +202,12 @@ class Writer:
         self.hash, self.offset = hashlib.sha256(), 0
 
     def commit(self) -> str:
+        digest = self._commit()
+        if self.store.on_commit is not None:
+            self.store.on_commit(digest)
+        return digest
+
+    def _commit(self) -> str:
         if self.committed is not None:
             self._remove()
             return self.committed

@@ -3,10 +3,12 @@ import grpc
 
 from supervisor.api import containers_pb2_grpc as cgrpc
 from supervisor.api import events_pb2_grpc as egrpc
+from supervisor.api import images_pb2_grpc as igrpc
 from supervisor.api import tasks_pb2_grpc as tgrpc
 from supervisor.api import version_pb2_grpc as vgrpc
 from supervisor.containers.service import ContainersService
 from supervisor.events.service import EventsService
+from supervisor.images.service import ImagesService
 from supervisor.tasks.service import TasksService
 from supervisor.tasks.supervisor import Supervisor
 from supervisor.version.service import HealthService, VersionService
@@ -16,5 +18,6 @@ def register(server: grpc.Server, sup: Supervisor) -> None:
     cgrpc.add_ContainersServicer_to_server(ContainersService(sup), server)
     tgrpc.add_TasksServicer_to_server(TasksService(sup), server)
     egrpc.add_EventsServicer_to_server(EventsService(sup), server)
+    igrpc.add_ImagesServicer_to_server(ImagesService(sup), server)
     vgrpc.add_VersionServicer_to_server(VersionService(sup), server)
     vgrpc.add_HealthServicer_to_server(HealthService(), server)

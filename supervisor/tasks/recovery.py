@@ -345,7 +345,9 @@ class Recovery:
         self.scrub(cid, rec)
         sup = self.sup
         sup.store.remove(cid)
-        shutil.rmtree(bundle, ignore_errors=True)
+        if rec is not None:
+            sup.drop_rootfs(rec)
+        bundles.remove_bundle(bundle)
         shutil.rmtree(os.path.dirname(sup.log_path(cid)), ignore_errors=True)
         if rec is not None:
             sup.hub.publish("/containers/delete", cid)

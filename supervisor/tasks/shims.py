@@ -13,6 +13,7 @@ TASK = "containerd.task.v2.Task"
 NAMESPACE = "hawser"
 task_msgs = wire.package("containerd.task.v2")
 RuncOptions = wire.message("containerd.runc.v1.Options")
+Mount = wire.message("containerd.types.Mount")
 RUNTIMES = {"hawser": None, "runc": "runc", "crun": "crun"}
 Error = ttrpc.Error
 
@@ -59,10 +60,15 @@ class ShimClient:
                                 timeout=timeout)
 
     def create(self, bundle: str, stdin: str, stdout: str, stderr: str, terminal: bool,
-               runtime: str, runtime_root: str):
+               runtime: str, runtime_root: str, rootfs=()):
+        """The task; rootfs: containerd mounts ({"type", "source", "options"}) the shim mounts
+        on <bundle>/rootfs (an image's snapshot), as containerd's Create does."""
         opts = RuncOptions(binary_name=runtime, root=runtime_root)
+        mounts = [Mount(type=m["type"], source=m["source"], options=list(m["options"]))
+                  for m in rootfs]
         return self.call("Create", id=self.id, bundle=bundle, stdin=stdin, stdout=stdout,
-                         stderr=stderr, terminal=terminal, options=wire.pack_any(opts)).pid
+                         stderr=stderr, terminal=terminal, rootfs=mounts,
+                         options=wire.pack_any(opts)).pid
 
     def close(self) -> None:
         self.client.close()

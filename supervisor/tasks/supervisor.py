@@ -17,6 +17,8 @@ from supervisor.containers.labels import AUTOREMOVE
 from supervisor.containers.store import NameTaken, Store
 from supervisor.errors import ApiError
 from supervisor.events.hub import Hub
+from supervisor.images import config as imgconfig
+from supervisor.images.manager import ImageManager
 from supervisor.tasks import intent, logs, recovery, shims
 from supervisor.tasks.task import Task
 
@@ -52,6 +54,7 @@ class Supervisor:
                  events_address: str):
         self.root, self.state, self.default_runtime = root, state, runtime
         self.store = Store(os.path.join(root, "meta.db"))
+        self.images = ImageManager(root, os.path.join(root, "meta.db"), self.image_roots)
         self.hub = hub
         self.flags = shims.ShimFlags(address, events_address)
         self.runtime_root = os.path.join(state, "runtime")
@@ -85,6 +88,22 @@ class Supervisor:
         log = logs.JsonLog(self.log_path(rec["id"]))
         return log, logs.Collector(rec["bundle"], log, bool(rec["config"].get("terminal")))
 
+    def image_roots(self) -> list[tuple[str, str]]:
+        """What the containers keep of images: (manifest digest, writable snapshot) each."""
+        return [(r["image_target"], r["snapshot"]) for r in self.store.all()]
+
+    def drop_rootfs(self, rec: dict) -> None:
+        """A removed container's writable snapshot, and its image's content when no name or
+        container keeps it any more (an image removed with force while it was in use)."""
+        if not rec.get("snapshot"):
+            return
+        try:
+            self.images.remove_rootfs(rec["snapshot"])
+        except Exception as e:
+            logger.warning("snapshot of %s stays: %s", rec["id"][:12], e)
+        if not self.images.named(rec["image_target"]):
+            self.images.collect()
+
     def _set(self, cid: str, **changes) -> dict:
         rec = self.store.update(cid, **changes)
         with self.changed:
@@ -93,47 +112,86 @@ class Supervisor:
 
     # -- containers ----------------------------------------------------------------------------
     def create_container(self, cid: str, name: str, config: dict, rootfs: str, runtime: str,
-                         labels: dict) -> dict:
+                         labels: dict, image: str = "") -> dict:
+        """A container record and its bundle, from a root filesystem directory or an image (its
+        config merged into the container's, a writable snapshot on its layers)."""
         cid = cid or secrets.token_hex(32)
         name = name or cid[:12]
         if not NAME_RE.match(name) or not NAME_RE.match(cid):
             raise ApiError("INVALID_ARGUMENT", f"invalid name or id {name!r}: use letters, "
                                                "digits, '_', '.', '-'")
-        if not rootfs or not os.path.isabs(rootfs):
-            raise ApiError("INVALID_ARGUMENT", f"rootfs {rootfs!r} must be an absolute path")
-        if not os.path.isdir(rootfs):
-            raise ApiError("INVALID_ARGUMENT", f"rootfs {rootfs}: no such directory")
+        if image and rootfs:
+            raise ApiError("INVALID_ARGUMENT", "give an image or a rootfs, not both")
+        if not image:
+            if not rootfs or not os.path.isabs(rootfs):
+                raise ApiError("INVALID_ARGUMENT", f"rootfs {rootfs!r} must be an absolute path")
+            if not os.path.isdir(rootfs):
+                raise ApiError("INVALID_ARGUMENT", f"rootfs {rootfs}: no such directory")
         runtime = runtime or self.default_runtime
         try:
             shims.runtime_binary(runtime)
         except FileNotFoundError as e:
             raise ApiError("FAILED_PRECONDITION", str(e)) from None
-        config = dict(config)
+        config, extra = dict(config), {}
+        read = None
+        if image:
+            img = self.images.find(image)
+            res = self.images.resolve(img["target"])
+            try:
+                config = imgconfig.merge(res.config, config)
+            except imgconfig.ConfigError as e:
+                raise ApiError("INVALID_ARGUMENT", str(e)) from None
+            labels = imgconfig.merge_labels(res.config, labels)
+            extra = {"image": img["name"] if not img["name"].startswith("sha256:")
+                     else res.config_digest, "image_id": res.config_digest,
+                     "image_target": res.manifest_digest, "snapshot": cid}
+            read = self.images.reader(res)
         try:
             resources.check(config)
             parse_restart_policy(config.get("restart_policy") or "")
             config["stop_signal"] = signal_name(config.get("stop_signal") or "")
         except ValueError as e:
             raise ApiError("INVALID_ARGUMENT", str(e)) from None
+        path = self.bundle_dir(cid)
         try:
-            spec = bundles.make_spec(cid, config, rootfs)
+            spec = bundles.make_spec(cid, config, os.path.join(path, "rootfs") if image
+                                     else rootfs, read=read)
         except bundles.BadConfig as e:
             raise ApiError("INVALID_ARGUMENT", str(e)) from None
         if self.store.find(name) and self.store.find(name)[0]["name"] == name:
             raise ApiError("ALREADY_EXISTS", f"the name {name!r} is in use by container "
                                              f"{self.store.find(name)[0]['id']}")
-        path = self.bundle_dir(cid)
         try:
+            # the record first: it keeps the snapshot made next (GC's root), and a crash before
+            # the snapshot exists leaves a record whose task makes it (ensure_rootfs)
             rec = self.store.add({"id": cid, "name": name, "config": config, "rootfs": rootfs,
                                   "runtime": runtime, "labels": labels, "bundle": path,
-                                  "status": "created"})
+                                  "status": "created", **extra})
         except NameTaken:
             raise ApiError("ALREADY_EXISTS", f"a container named {name!r} or with id {cid} "
                                              "already exists") from None
+        try:
+            self.ensure_rootfs(rec)
+        except ApiError:
+            self.store.remove(cid)
+            raise
         bundles.write_bundle(path, spec)
         os.makedirs(os.path.dirname(self.log_path(cid)), exist_ok=True)
         self.hub.publish("/containers/create", cid)
         return rec
+
+    def ensure_rootfs(self, rec: dict) -> list:
+        """The mounts of the container's root filesystem for its shim ([] for a rootfs dir)."""
+        if not rec["snapshot"]:
+            return []
+        try:
+            self.images.rootfs(rec["snapshot"], rec["image_target"])
+            return self.images.snapshots.mounts(rec["snapshot"])
+        except ApiError:
+            raise
+        except Exception as e:
+            raise ApiError("FAILED_PRECONDITION", f"root filesystem of {rec['name']}: {e}") \
+                from None
 
     def update_labels(self, ref: str, set_: dict, remove: list) -> dict:
         rec = self.resolve(ref)
@@ -158,7 +216,8 @@ class Supervisor:
             if rec["shim_address"]:
                 self.delete_task(cid, force=True)
             self.store.remove(cid)
-            shutil.rmtree(self.bundle_dir(cid), ignore_errors=True)
+            self.drop_rootfs(rec)
+            bundles.remove_bundle(self.bundle_dir(cid))
             shutil.rmtree(os.path.dirname(self.log_path(cid)), ignore_errors=True)
         with self.glock:
             self.locks.pop(cid, None)
@@ -179,8 +238,9 @@ class Supervisor:
                 # the new shim must not find the old one's socket still there (its `start`
                 # would hand out that address, which goes away with the old shim)
                 procs.wait_gone(old_shim, 5.0)
-            if not os.path.isdir(rec["rootfs"]):
+            if not rec["snapshot"] and not os.path.isdir(rec["rootfs"]):
                 raise ApiError("FAILED_PRECONDITION", f"rootfs {rec['rootfs']}: no such directory")
+            mounts = self.ensure_rootfs(rec)
             try:
                 binary = shims.runtime_binary(rec["runtime"])
             except FileNotFoundError as e:
@@ -197,7 +257,7 @@ class Supervisor:
                 shim_pid = shim.call("Connect", id=cid).shim_pid
                 self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
                 pid = shim.create(path, stdin, stdout, stderr, terminal, binary,
-                                  self.runtime_root)
+                                  self.runtime_root, mounts)
             except (shims.Error, RuntimeError, OSError) as e:
                 collector.abort()
                 if shim is not None:
@@ -224,11 +284,11 @@ class Supervisor:
                 raise ApiError("FAILED_PRECONDITION", f"cannot start {rec['name']}: "
                                                       f"{e.args[-1] if e.args else e}") from None
             if restart:
-                rec = self._set(cid, status="running", pid=pid,
+                rec = self._set(cid, status="running", pid=pid, started_at=time.time(),
                                 restart_count=rec["restart_count"] + 1)
             else:
-                rec = self._set(cid, status="running", pid=pid, restart_count=0,
-                                stop_requested=0)
+                rec = self._set(cid, status="running", pid=pid, started_at=time.time(),
+                                restart_count=0, stop_requested=0)
             intent.end(rec["bundle"])
             self._watch(cid, task)
             return rec
@@ -423,7 +483,8 @@ class Supervisor:
                     raise bundles.BadConfig(f"working directory {cwd!r} is not an absolute path")
                 proc["cwd"] = cwd
             if user:
-                proc["user"] = bundles.resolve_user(user, rec["rootfs"])
+                proc["user"] = bundles.resolve_user(user, bundles.dir_reader(
+                    rec["rootfs"] or os.path.join(rec["bundle"], "rootfs")))
             proc["terminal"] = bool(terminal)
         except bundles.BadConfig as e:
             raise ApiError("INVALID_ARGUMENT", str(e)) from None
@@ -455,10 +516,13 @@ class Supervisor:
 
     # -- restart recovery ----------------------------------------------------------------------
     def recover(self) -> None:
-        """At start-up, before serving: see supervisor/tasks/recovery.py."""
+        """At start-up, before serving: see supervisor/tasks/recovery.py; then what a crash
+        left of images (ingests, unpacks, content nothing uses)."""
         recovery.Recovery(self).run()
+        self.images.startup()
 
     def close(self) -> None:
         for task in list(self.tasks.values()):
             task.shim.close()
         self.store.close()
+
