@@ -17,9 +17,9 @@ import sys
 
 from runtime import jsonlite as json    # json's output, without json's import (re-based, ~1 ms)
 from supervisor.client import cliargs as argparse    # argparse's parse without its import (~12 ms)
+from supervisor.client import images as image_verbs
 
 DEFAULT_ADDRESS = "unix:///run/hawserd/hawserd.sock"
-STATUS_NAMES = {0: "unknown", 1: "created", 2: "running", 3: "exited", 4: "paused"}
 UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
@@ -32,8 +32,9 @@ class Api:
         from supervisor.client import grpclite
         self.grpc = grpclite
         self.channel = grpclite.insecure_channel(address)
-        self.cpb = self.tpb = self.epb = grpclite.package("hawser.v1")
+        self.cpb = self.tpb = self.epb = self.ipb = grpclite.package("hawser.v1")
         self.c = grpclite.Stub(self.channel, "hawser.v1.Containers")
+        self.i = grpclite.Stub(self.channel, "hawser.v1.Images")
         self.t = grpclite.Stub(self.channel, "hawser.v1.Tasks")
         self.e = grpclite.Stub(self.channel, "hawser.v1.Events")
         self.v = grpclite.Stub(self.channel, "hawser.v1.Version")
@@ -49,13 +50,6 @@ def parse_size(text: str) -> int:
         return int(float(t[:-1]) * unit) if unit else int(t)
     except ValueError:
         raise SystemExit(f"hawserctl: invalid size {text!r}") from None
-
-
-def container_dict(c) -> dict:
-    from supervisor.client.messages import message_to_dict
-    d = message_to_dict(c)    # as protobuf's MessageToDict(c, preserving_proto_field_name=True)
-    d["status"] = STATUS_NAMES.get(c.status, "unknown")
-    return d
 
 
 def add_create_options(p) -> None:
@@ -76,8 +70,9 @@ def add_create_options(p) -> None:
     p.add_argument("--restart", default="", help="no | on-failure[:N] | always | unless-stopped")
     p.add_argument("--stop-signal", default="")
     p.add_argument("--label", "-l", action="append", default=[])
-    p.add_argument("--rootfs", required=True)
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("--entrypoint", default=None)
+    p.add_argument("--rootfs", default="", help="a root filesystem directory instead of IMAGE")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE [COMMAND [ARG...]]")
 
 
 def create(api: Api, a) -> str:
@@ -88,8 +83,17 @@ def create(api: Api, a) -> str:
             raise SystemExit(f"hawserctl: invalid volume {v!r}: use HOSTDIR:DIR[:ro]")
         mounts.append(api.cpb.Mount(source=os.path.abspath(parts[0]), destination=parts[1],
                                     read_only=parts[2:] == ["ro"]))
+    image, command = "", list(a.command)
+    if not a.rootfs:
+        if not command:
+            raise SystemExit("hawserctl: give an IMAGE (or --rootfs DIR) and the command")
+        image, command = command[0], command[1:]
+        if command[:1] == ["--"]:
+            command = command[1:]
+    entrypoint = [] if a.entrypoint is None else ([a.entrypoint] if a.entrypoint else [])
     config = api.cpb.ContainerConfig(
-        args=a.command, env=a.env, cwd=a.workdir, user=a.user, hostname=a.hostname,
+        args=command, env=a.env, cwd=a.workdir, user=a.user, hostname=a.hostname,
+        entrypoint=entrypoint, entrypoint_set=a.entrypoint is not None,
         terminal=a.tty, memory_limit=parse_size(a.memory) if a.memory else 0,
         pids_limit=a.pids_limit, cpus=a.cpus, read_only=a.read_only, mounts=mounts,
         restart_policy=a.restart, stop_signal=a.stop_signal, open_stdin=a.interactive)
@@ -97,8 +101,8 @@ def create(api: Api, a) -> str:
     if a.rm and getattr(a, "detach", False):
         labels["hawser.autoremove"] = "true"
     resp = api.c.Create(api.cpb.CreateContainerRequest(
-        name=a.name, config=config, rootfs=os.path.abspath(a.rootfs), runtime=a.runtime,
-        labels=labels))
+        name=a.name, config=config, rootfs=os.path.abspath(a.rootfs) if a.rootfs else "",
+        image=image, runtime=a.runtime, labels=labels))
     return resp.container.id
 
 
@@ -169,26 +173,93 @@ def for_each(fn):
 
 
 def cmd_ps(api, a):
-    cs = api.c.List(api.cpb.ListContainersRequest(all=a.all, filters=a.filter)).containers
-    if a.quiet:
-        for c in cs:
-            print(c.id[:12])
-    elif a.format == "json":
-        print(json.dumps([container_dict(c) for c in cs], indent=2))
-    else:
-        print(f"{'CONTAINER ID':<14}{'COMMAND':<24}{'STATUS':<16}{'PID':<8}NAMES")
-        for c in cs:
-            status = STATUS_NAMES.get(c.status, "?")
-            if c.status == 3:
-                status = f"exited ({c.exit_status})"
-            print(f"{c.id[:12]:<14}{' '.join(c.config.args)[:22]:<24}{status:<16}"
-                  f"{c.pid or '':<8}{c.name}")
+    from supervisor.client import docker
+    filters = [_ps_filter(f) for f in a.filter]
+    cs = api.c.List(api.cpb.ListContainersRequest(all=a.all, filters=filters)).containers
+    if a.last:
+        cs = sorted(cs, key=lambda c: _seconds(c.created_at), reverse=True)[:a.last]
+    try:
+        out = docker.ps_output(cs, fmt=a.format, no_trunc=a.no_trunc, quiet=a.quiet,
+                               size=a.size)
+    except docker.FormatError as e:
+        sys.stdout.write(e.output)
+        print(str(e), file=sys.stderr)
+        return e.status
+    sys.stdout.write(out)
     return 0
+
+
+def _ps_filter(text: str) -> str:
+    """docker's KEY=VALUE filters (status, name, id, label) as hawserd's field==value ones."""
+    if "==" in text or "!=" in text:
+        return text
+    key, _, value = text.partition("=")
+    if key == "status":
+        value = {"exited": "stopped"}.get(value, value)
+    if key == "label":
+        k, has, v = value.partition("=")
+        return f"labels.{k}=={v}" if has else f"labels.{k}!="
+    return f"{key}=={value}"
+
+
+def _seconds(ts) -> float:
+    return ts.seconds + ts.nanos / 1e9 if ts is not None else 0.0
 
 
 def cmd_inspect(api, a):
-    print(json.dumps([container_dict(api.get(ref)) for ref in a.containers], indent=2))
-    return 0
+    """docker inspect: containers, then images, by each name given (docker's JSON shapes)."""
+    from supervisor.client import docker
+    if a.type not in ("", "container", "image"):
+        raise SystemExit(f"hawserctl: inspect --type {a.type!r}: use container or image")
+    objs, rc = [], 0
+    for ref in a.names:
+        found = None
+        if a.type in ("", "container"):
+            try:
+                c = api.get(ref)
+                found = docker.container_inspect(c, _image_of(api, c))
+            except api.grpc.RpcError as e:
+                if e.code() is not api.grpc.StatusCode.NOT_FOUND:
+                    raise
+        if found is None and a.type in ("", "image"):
+            try:
+                found = docker.image_inspect(api.i.Get(api.ipb.GetImageRequest(ref=ref)).image)
+            except api.grpc.RpcError as e:
+                if e.code() is not api.grpc.StatusCode.NOT_FOUND:
+                    raise
+        if found is None:
+            print(f"Error: No such {a.type or 'object'}: {ref}", file=sys.stderr)
+            rc = 1
+            continue
+        objs.append(found)
+    try:
+        sys.stdout.write(docker.inspect_format(objs, a.format))
+    except docker.FormatError as e:
+        sys.stdout.write(e.output)
+        print(str(e), file=sys.stderr)
+        return e.status
+    return rc
+
+
+def _image_of(api, c):
+    if not c.image_id:
+        return None
+    try:
+        return api.i.Get(api.ipb.GetImageRequest(ref=c.image_id)).image
+    except api.grpc.RpcError:
+        return None     # removed with force while the container uses it
+
+
+def cmd_image(api, a):
+    """`image VERB ARGS`: docker's management command, as the top-level verb it stands for."""
+    from supervisor.client import images
+    verb = images.IMAGE_VERBS.get(a.verb)
+    if verb is None:
+        raise SystemExit(f"hawserctl: image {a.verb}: unknown command (one of "
+                         f"{', '.join(sorted(images.IMAGE_VERBS))})")
+    b = parser().parse_args(["--address", a.address, verb] +
+                            (["--type", "image"] if verb == "inspect" else []) + a.args)
+    return COMMANDS[b.cmd](api, b)
 
 
 def stream_logs(api, ref: str, follow: bool, tail: int = -1) -> None:
@@ -411,7 +482,7 @@ COMMANDS = {
         container_id=ref))),
     "run": cmd_run, "create": cmd_create, "ps": cmd_ps, "inspect": cmd_inspect,
     "logs": cmd_logs, "exec": cmd_exec, "top": cmd_top, "stats": cmd_stats,
-    "events": cmd_events, "wait": cmd_wait, "version": cmd_version,
+    "events": cmd_events, "wait": cmd_wait, "version": cmd_version, "image": cmd_image,
 }
 
 
@@ -427,6 +498,9 @@ def parser() -> argparse.ArgumentParser:
     ps.add_argument("-a", "--all", action="store_true")
     ps.add_argument("-q", "--quiet", action="store_true")
     ps.add_argument("-f", "--filter", action="append", default=[])
+    ps.add_argument("--no-trunc", action="store_true")
+    ps.add_argument("-s", "--size", action="store_true")
+    ps.add_argument("-n", "--last", type=int, default=0)
     for name in ("ps", "version"):
         (ps if name == "ps" else sub.add_parser(name)).add_argument("--format", default="")
     logs = sub.add_parser("logs")
@@ -454,7 +528,16 @@ def parser() -> argparse.ArgumentParser:
     at = sub.add_parser("attach")
     at.add_argument("--no-stdin", action="store_true")
     at.add_argument("container")
-    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait", "inspect",
+    ins = sub.add_parser("inspect")
+    ins.add_argument("-f", "--format", default="")
+    ins.add_argument("--type", default="", help="container | image")
+    ins.add_argument("-s", "--size", action="store_true")
+    ins.add_argument("names", nargs="+")
+    image = sub.add_parser("image", add_help=False)
+    image.add_argument("verb")
+    image.add_argument("args", nargs=argparse.REMAINDER)
+    image_verbs.add_parsers(sub)
+    for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait",
                  "update"):
         sp = sub.add_parser(name)
         if name == "start":
@@ -475,6 +558,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    COMMANDS.update(image_verbs.COMMANDS)
     a = parser().parse_args(sys.argv[1:] if argv is None else argv)
     if getattr(a, "command", None) and a.command[:1] == ["--"]:
         a.command = a.command[1:]
