@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# `make demo`: start hawserd on its embedded defaults (unless one already answers there), then run
-# containers through it with hawserctl from a local busybox root filesystem: one in the
-# foreground (its output and exit code are the container's), one detached that we exec into,
-# read the logs of and remove. Cleans up on success, failure or Ctrl-C: the containers, the
-# hawserd we started (SIGTERM to its pid), the temporary rootfs.
+# `make demo`: start hawserd on its embedded defaults (unless one already answers there), load a
+# local busybox image (a `docker save` archive made here: no network), and run containers from
+# it with hawserctl: one in the foreground (its output and exit code are the container's), one
+# detached that we exec into, read the logs of, diff, commit and remove. Cleans up on success,
+# failure or Ctrl-C: the containers and images it made, the hawserd we started (SIGTERM to its
+# pid), the temporary files.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,6 +12,7 @@ bin=$repo/.venv/bin
 python=$bin/python3
 work=$(mktemp -d /tmp/hawser-demo.XXXXXX)
 name=hawser-demo-$$
+image=hawser-demo/busybox:$$
 started=
 cgroups_before=$(ls -d /sys/fs/cgroup/*/hawserd 2>/dev/null || true)
 dirs_before=$(ls -d /var/lib/hawserd /run/hawserd 2>/dev/null || true)
@@ -19,6 +21,7 @@ ctl() { echo "+ hawserctl $*" >&2; "$bin/hawserctl" "$@"; }
 
 cleanup() {
     "$bin/hawserctl" rm -f "$name" "$name-bg" >/dev/null 2>&1 || true
+    "$bin/hawserctl" rmi -f "$image" "$image-committed" >/dev/null 2>&1 || true
     if [ -n "$started" ]; then
         kill -TERM "$started" 2>/dev/null || true
         wait "$started" 2>/dev/null || true
@@ -36,18 +39,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$python" "$repo/tools/mkbundle.py" --spec-runtime "$bin/hawser" "$work/bundle" -- true
-rootfs=$work/bundle/rootfs
-cat >"$rootfs/demo.sh" <<'SCRIPT'
-echo "hello from a hawser container, run by hawserd"
+cat >"$work/demo.sh" <<'SCRIPT'
+echo "hello from a hawser container, run by hawserd from an image"
 echo "hostname: $(hostname)"
 echo "id:       $(id)"
 echo "pid 1:    $(tr '\0' ' ' </proc/1/cmdline)"
+echo "rootfs:   $(grep ' / ' /proc/mounts | cut -d' ' -f3)"
 echo "memory:   $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || echo '?') bytes"
 echo "processes:"
 ps -o pid,user,comm
 exit 3
 SCRIPT
+"$python" "$repo/tools/mkimage.py" "$work/busybox.tar" "$image" --add "/demo.sh=$work/demo.sh" \
+    -- sh /demo.sh
 
 if "$bin/hawserctl" version >/dev/null 2>&1; then
     echo "hawserd is already running on its default address: using it"
@@ -64,15 +68,22 @@ else
 fi
 ctl version
 
+ctl load -i "$work/busybox.tar"
+ctl images
+
 set +e
-ctl run --rm --name "$name" --hostname demo --memory 64m --rootfs "$rootfs" sh /demo.sh
+ctl run --rm --name "$name" --hostname demo --memory 64m "$image"
 status=$?
 set -e
 echo "(exit code $status: the container's)"
 
-ctl run -d --name "$name-bg" --rootfs "$rootfs" sh -c 'echo started; exec sleep 600' >/dev/null
+ctl run -d --name "$name-bg" "$image" sh -c 'echo started; echo note > /note; exec sleep 600' >/dev/null
 ctl ps
 ctl exec "$name-bg" sh -c 'echo "exec in $(hostname): $(ps -o pid,comm | wc -l) lines of ps"'
 ctl logs "$name-bg"
+ctl diff "$name-bg"
+ctl commit "$name-bg" "$image-committed"
+ctl run --rm "$image-committed" cat /note
 ctl rm -f "$name-bg" >/dev/null
+ctl rmi "$image" "$image-committed"
 echo "demo done"

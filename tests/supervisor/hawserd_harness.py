@@ -87,6 +87,24 @@ class Hawserd:
                                  f"{proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
+    def info(self, ref: str) -> dict:
+        """The container's record through the API (Containers.Get), as the fields of its
+        message (status as hawserctl names it: exited for STOPPED); absent defaults left out."""
+        return _container_dict(self._containers().Get(_cpb().GetContainerRequest(id=ref),
+                                                      timeout=30).container)
+
+    def ps_all(self) -> dict[str, dict]:
+        """Every container (Containers.List with all), by id."""
+        listed = self._containers().List(_cpb().ListContainersRequest(all=True), timeout=30)
+        return {c.id: _container_dict(c) for c in listed.containers}
+
+    def _containers(self):
+        import grpc
+        from supervisor.api import containers_pb2_grpc
+        if getattr(self, "_channel", None) is None:
+            self._channel = grpc.insecure_channel(self.address)
+        return containers_pb2_grpc.ContainersStub(self._channel)
+
     def records(self) -> list[dict]:
         db = self.root / "meta.db"
         if not db.exists():
@@ -136,7 +154,38 @@ class Hawserd:
                 shutil.rmtree(shim_cli.state_dir(self.address, "hawser", cid),
                               ignore_errors=True)
                 remove_cgroups(cid)
+            if getattr(self, "_channel", None) is not None:
+                self._channel.close()
+            unmount_under(self.base)
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+STATUS_NAMES = {0: "unknown", 1: "created", 2: "running", 3: "exited", 4: "paused"}
+
+
+def _cpb():
+    from supervisor.api import containers_pb2
+    return containers_pb2
+
+
+def _container_dict(c) -> dict:
+    from google.protobuf.json_format import MessageToDict
+    d = MessageToDict(c, preserving_proto_field_name=True)
+    d["status"] = STATUS_NAMES.get(c.status, "unknown")
+    for key in ("pid", "exit_status", "restart_count"):
+        if key in d:
+            d[key] = int(d[key])
+    return d
+
+
+def unmount_under(path: Path) -> None:
+    """Whatever is still mounted under path (a container's rootfs a killed shim left), lazily:
+    rmtree must never walk into a mounted overlay."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p == str(path) or p.startswith(f"{path}/")),
+                        key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
 
 
 def shim_pids(hawserd: Hawserd, cid: str = "") -> dict[int, str]:

@@ -25,10 +25,17 @@ COMMON = [
     "logs c", "logs -f --tail 10 c", "logs --tail -1 c", "logs --tail=0 c", "top c",
     "stats", "stats --no-stream --format json a b", "events -f /tasks/ --format json",
     "start a b", "stop -t 3 a", "stop -t -1 a", "kill -s USR1 a", "kill -sKILL a", "rm -f a b c",
-    "pause a", "unpause a", "wait a b", "inspect a",
+    "pause a", "unpause a", "wait a b", "inspect a", "run", "run true",
+    "run --rm busybox echo hi", "run -d --entrypoint sh busybox -c x", "create busybox",
+    "inspect --type image -f '{{.Id}}' a b", "images", "images -aq --digests busybox",
+    "images --format '{{.ID}}' -f dangling=true", "rmi -f a b", "tag a b:1", "load -i x.tar",
+    "load", "save -o x.tar a b", "import -c 'CMD [\"sh\"]' -m msg x.tar name:1", "import - n",
+    "pull busybox", "pull --platform linux/amd64 -q localhost:5000/a/b:1", "push a:1",
+    "commit -c 'CMD sh' -a me -m msg c n:1", "commit c", "diff c", "image ls -a",
+    "image inspect a", "login -u u -p p localhost:5000", "logout", "ps --no-trunc -s -n 3",
 ]
 UNSURE = [      # argparse decides: errors, help, abbreviations, `--`
-    "", "bogus", "-h", "ps -h", "run", "run true", "run --rootfs", "run --rootfs /r --name",
+    "", "bogus", "-h", "ps -h", "run --rootfs", "run --rootfs /r --name",
     "run --det --rootfs /r true", "ps --form json", "logs", "logs a b", "rm", "stop -t x a",
     "kill a -s 9", "ps -a=1", "exec -dw/tmp c sh", "--addr x ps", "wait -- a", "ps x",
 ]

@@ -200,7 +200,7 @@ def test_unknown_names_and_ids_are_not_found(hawserd, api, busybox_rootfs):
     assert api.c.List(cpb.ListContainersRequest(all=True)).containers == []
     for verb in ("inspect", "start", "stop", "kill", "rm", "pause", "unpause", "wait", "logs"):
         p = hawserd.ctl(verb, "no-such-container", check=False)
-        assert p.returncode != 0 and "no such container" in p.stderr, (verb, p.stderr)
+        assert p.returncode != 0 and "no such" in p.stderr.lower(), (verb, p.stderr)
     still_serving(hawserd, api, busybox_rootfs)
 
 

@@ -121,7 +121,7 @@ def test_error_status_codes_and_messages(hawserd, lite, busybox_rootfs):
     kind, headers, end = st.next_event(10)
     assert (kind, end) == ("headers", True) and ("grpc-status", "5") in headers
 
-    p = hawserd.ctl("inspect", "nosuch", check=False)
+    p = hawserd.ctl("logs", "nosuch", check=False)
     assert (p.returncode, p.stderr) == (125, "hawserctl: no such container: nosuch (NOT_FOUND)\n")
     p = subprocess.run([HAWSERCTL, "--address", f"unix://{hawserd.base}/none.sock", "ps"],
                        capture_output=True, text=True, timeout=30)
@@ -328,7 +328,8 @@ def test_message_to_dict_matches_protobuf():
 
 
 def test_every_api_message_round_trips_through_protobuf():
-    from supervisor.api import events_pb2, version_pb2  # noqa: F401 (their types in the pool)
+    # their types in the pool
+    from supervisor.api import events_pb2, images_pb2, version_pb2  # noqa: F401
     from google.protobuf import descriptor_pool, message_factory
     from supervisor.api.schema import MESSAGES
     samples = {9: "s-é", 12: b"\x00b", 8: True, 13: 7, 4: 2 ** 63, 3: -3, 5: -2, 14: 1, 1: 0.5}

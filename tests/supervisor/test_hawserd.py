@@ -14,7 +14,7 @@ def test_run_prints_output_and_returns_the_exit_code(hawserd, busybox_rootfs):
     p = hawserd.ctl("run", "--rootfs", busybox_rootfs, "sh", "-c",
                     "echo hello; echo oops >&2; exit 3", check=False)
     assert (p.returncode, p.stdout, p.stderr) == (3, "hello\n", "oops\n")
-    [c] = json.loads(hawserd.ctl("ps", "-a", "--format", "json").stdout)
+    [c] = hawserd.ps_all().values()
     assert (c["status"], c["exit_status"]) == ("exited", 3)
     assert hawserd.ctl("ps", "-q").stdout == ""     # not running: only with -a
 
@@ -35,14 +35,17 @@ def test_detached_ps_logs_inspect_stop_rm(hawserd, busybox_rootfs):
     assert len(cid) == 64
     assert wait_until(lambda: "started" in hawserd.ctl("logs", "web").stdout)
     assert hawserd.ctl("ps", "-q").stdout.split() == [cid[:12]]
-    [info] = json.loads(hawserd.ctl("inspect", "web").stdout)
-    assert (info["id"], info["name"], info["status"]) == (cid, "web", "running")
-    assert info["pid"] > 0 and alive(info["pid"])
-    with open(info["log_path"]) as f:
+    [info] = json.loads(hawserd.ctl("inspect", "web").stdout)    # docker's shape
+    assert (info["Id"], info["Name"], info["State"]["Status"]) == (cid, "/web", "running")
+    assert info["State"]["Pid"] > 0 and alive(info["State"]["Pid"])
+    assert info["State"]["Running"] is True and "FinishedAt" not in info["State"]
+    assert hawserd.ctl("inspect", "--format", "{{.State.Pid}}", "web").stdout == \
+        f"{info['State']['Pid']}\n"
+    with open(info["LogPath"]) as f:
         entry = json.loads(f.readline())
     assert (entry["stream"], entry["log"]) == ("stdout", "started\n") and "time" in entry
     hawserd.ctl("stop", "-t", "5", "web")
-    [info] = json.loads(hawserd.ctl("inspect", cid[:8]).stdout)
+    info = hawserd.info(cid[:8])
     assert (info["status"], info["exit_status"]) == ("exited", 7)
     assert hawserd.ctl("logs", "web").stdout == "started\nbye\n"
     assert hawserd.ctl("wait", "web").stdout == "7\n"
@@ -57,7 +60,7 @@ def test_stop_kills_a_process_that_ignores_sigterm(hawserd, busybox_rootfs):
     t = time.monotonic()
     hawserd.ctl("stop", "-t", "1", "stubborn")
     assert 0.9 < time.monotonic() - t < 15
-    [info] = json.loads(hawserd.ctl("inspect", "stubborn").stdout)
+    info = hawserd.info("stubborn")
     assert (info["status"], info["exit_status"]) == ("exited", 137)
 
 
@@ -74,7 +77,8 @@ def test_errors_have_status_codes_and_clear_messages(hawserd, busybox_rootfs, tm
     p = hawserd.ctl("create", "--name", "dup", "--rootfs", busybox_rootfs, "true", check=False)
     assert p.returncode == 125 and "(ALREADY_EXISTS)" in p.stderr and "dup" in p.stderr
     p = hawserd.ctl("inspect", "no-such-container", check=False)
-    assert p.returncode == 125 and "(NOT_FOUND)" in p.stderr
+    assert (p.returncode, p.stdout, p.stderr) == (1, "[]\n",
+                                                  "Error: No such object: no-such-container\n")
     p = hawserd.ctl("stop", "no-such-container", check=False)
     assert p.returncode != 0 and "no such container" in p.stderr
     missing = tmp_path / "missing"
@@ -111,20 +115,20 @@ def test_sigkill_of_hawserd_then_restart_resumes_control(hawserd, busybox_rootfs
     short = hawserd.ctl("run", "-d", "--name", "short", "--rootfs", busybox_rootfs,
                         "sleep", "100").stdout.strip()
     assert wait_until(lambda: "up" in hawserd.ctl("logs", "survivor").stdout)
-    pid = json.loads(hawserd.ctl("inspect", cid).stdout)[0]["pid"]
+    pid = hawserd.info(cid)["pid"]
     [short_shim] = [r["shim_pid"] for r in hawserd.records() if r["id"] == short]
     hawserd.sigkill()
     assert alive(pid)
     os.kill(short_shim, 9)          # this container's shim dies while hawserd is down
     assert wait_until(lambda: not alive(short_shim))
     hawserd.start()
-    [info] = json.loads(hawserd.ctl("inspect", "survivor").stdout)
+    info = hawserd.info("survivor")
     assert (info["status"], info["pid"]) == ("running", pid)
     assert hawserd.ctl("ps", "-q").stdout.split() == [cid[:12]]
-    [gone] = json.loads(hawserd.ctl("inspect", "short").stdout)
+    gone = hawserd.info("short")
     assert (gone["status"], gone["exit_status"]) == ("exited", 137)
     hawserd.ctl("stop", "-t", "5", "survivor")
-    [info] = json.loads(hawserd.ctl("inspect", "survivor").stdout)
+    info = hawserd.info("survivor")
     assert (info["status"], info["exit_status"]) == ("exited", 5)
     assert "bye" in hawserd.ctl("logs", "survivor").stdout
     hawserd.ctl("rm", "survivor", "short")

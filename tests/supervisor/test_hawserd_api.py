@@ -45,8 +45,8 @@ def test_pause_unpause_and_kill_with_a_signal(hawserd, busybox_rootfs):
     hawserd.ctl("run", "-d", "--name", "p", "--rootfs", busybox_rootfs, "sh", "-c",
                 "trap 'exit 9' USR1; while true; do sleep 0.1; done")
     hawserd.ctl("pause", "p")
-    assert json.loads(hawserd.ctl("inspect", "p").stdout)[0]["status"] == "paused"
+    assert hawserd.info("p")["status"] == "paused"
     hawserd.ctl("unpause", "p")
-    assert json.loads(hawserd.ctl("inspect", "p").stdout)[0]["status"] == "running"
+    assert hawserd.info("p")["status"] == "running"
     hawserd.ctl("kill", "-s", "USR1", "p")
     assert hawserd.ctl("wait", "p").stdout == "9\n"

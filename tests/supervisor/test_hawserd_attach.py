@@ -45,7 +45,7 @@ def test_run_it_from_a_terminal(hawserd, busybox_rootfs):
         assert term.wait() == 5, term.text()
     finally:
         term.close()
-    c = json.loads(hawserd.ctl("inspect", "tty").stdout)[0]
+    c = hawserd.info("tty")
     assert c["status"] == "exited" and c["exit_status"] == 5
     # the session is in the container's log too, as the terminal wrote it
     assert "answer=42" in hawserd.ctl("logs", "tty").stdout
@@ -70,7 +70,7 @@ def test_exec_it_from_a_terminal(hawserd, busybox_rootfs):
         assert term.wait() == 5, term.text()
     finally:
         term.close()
-    assert json.loads(hawserd.ctl("inspect", "box").stdout)[0]["status"] == "running"
+    assert hawserd.info("box")["status"] == "running"
 
 
 def test_run_i_pipes_stdin_and_closes_it(hawserd, busybox_rootfs):

@@ -20,7 +20,7 @@ ROUNDS = int(os.environ.get("HAWSER_RECOVERY_ROUNDS", "4"))
 
 
 def ps_all(hawserd) -> dict[str, dict]:
-    return {c["id"]: c for c in json.loads(hawserd.ctl("ps", "-a", "--format", "json").stdout)}
+    return hawserd.ps_all()
 
 
 def runtime_ids(hawserd) -> set[str]:
@@ -143,7 +143,7 @@ def test_sigkill_during_20_concurrent_runs(hawserd, busybox_rootfs):
 
 
 def info(hawserd, ref: str) -> dict:
-    return json.loads(hawserd.ctl("inspect", ref).stdout)[0]
+    return hawserd.info(ref)
 
 
 def test_what_happened_while_hawserd_was_down(hawserd, busybox_rootfs):

@@ -12,7 +12,7 @@ from hawserd_harness import alive, wait_until
 
 
 def info(hawserd, ref: str) -> dict:
-    return json.loads(hawserd.ctl("inspect", ref).stdout)[0]
+    return hawserd.info(ref)
 
 
 def runs(hawserd, ref: str) -> int:

@@ -18,7 +18,7 @@ def test_containers_under_runc(hawserd, busybox_rootfs):
     assert (p.returncode, p.stdout, p.stderr) == (4, "out\n", "err\n")
     hawserd.ctl("run", "-d", "--name", "r", "--runtime", "runc", "--memory", "64m", "--rootfs",
                 busybox_rootfs, "sleep", "1000")
-    c = json.loads(hawserd.ctl("inspect", "r").stdout)[0]
+    c = hawserd.info("r")
     assert c["runtime"] == "runc" and c["status"] == "running"
     # runc (not hawser) runs it: runc knows it, in its root under hawserd's state
     [runc_root] = {p.parent.parent for p in (hawserd.state / "runtime").rglob("state.json")
@@ -29,7 +29,7 @@ def test_containers_under_runc(hawserd, busybox_rootfs):
     assert hawserd.ctl("exec", "r", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes") \
         .stdout.strip() == str(64 << 20)
     hawserd.ctl("stop", "-t", "1", "r")
-    assert json.loads(hawserd.ctl("inspect", "r").stdout)[0]["exit_status"] == 137
+    assert hawserd.info("r")["exit_status"] == 137
     hawserd.ctl("rm", "r")
     assert wait_until(lambda: not (runc_root / c["id"]).exists(), 5)
     assert hawserd.ctl("ps", "-a", "-q").stdout == ""
@@ -40,5 +40,5 @@ def test_daemon_default_runtime(hawserd_factory, busybox_rootfs):
     d = hawserd_factory("--runtime", "runc")
     assert json.loads(d.ctl("version", "--format", "json").stdout)["runtime"] == "runc"
     d.ctl("run", "-d", "--name", "x", "--rootfs", busybox_rootfs, "sleep", "1000")
-    assert json.loads(d.ctl("inspect", "x").stdout)[0]["runtime"] == "runc"
+    assert d.info("x")["runtime"] == "runc"
     assert d.ctl("exec", "x", "echo", "hi").stdout == "hi\n"

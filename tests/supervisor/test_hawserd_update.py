@@ -18,7 +18,7 @@ MIB = 1 << 20
 
 
 def info(hawserd, ref: str) -> dict:
-    return json.loads(hawserd.ctl("inspect", ref).stdout)[0]
+    return hawserd.info(ref)
 
 
 def cgroup_file(pid: int, controller: str, name: str) -> str:
