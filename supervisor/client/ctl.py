@@ -71,6 +71,7 @@ def add_create_options(p) -> None:
     p.add_argument("--stop-signal", default="")
     p.add_argument("--label", "-l", action="append", default=[])
     p.add_argument("--entrypoint", default=None)
+    p.add_argument("--pull", default="missing", help="missing | always | never")
     p.add_argument("--rootfs", default="", help="a root filesystem directory instead of IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE [COMMAND [ARG...]]")
 
@@ -100,10 +101,23 @@ def create(api: Api, a) -> str:
     labels = dict(kv.partition("=")[::2] for kv in a.label)
     if a.rm and getattr(a, "detach", False):
         labels["hawser.autoremove"] = "true"
-    resp = api.c.Create(api.cpb.CreateContainerRequest(
+    req = api.cpb.CreateContainerRequest(
         name=a.name, config=config, rootfs=os.path.abspath(a.rootfs) if a.rootfs else "",
-        image=image, runtime=a.runtime, labels=labels))
-    return resp.container.id
+        image=image, runtime=a.runtime, labels=labels)
+    if image and a.pull not in ("missing", "always", "never"):
+        raise SystemExit(f"hawserctl: --pull {a.pull!r}: use missing, always or never")
+    if image and a.pull == "always":
+        image_verbs.pull_quietly(api, image)
+    try:
+        return api.c.Create(req).container.id
+    except api.grpc.RpcError as e:
+        # docker's run/create: an image that is not here is pulled first (--pull missing)
+        if not image or a.pull != "missing" or e.code() is not api.grpc.StatusCode.NOT_FOUND \
+                or not e.details().startswith("no such image"):
+            raise
+    print(f"Unable to find image '{image}' locally", file=sys.stderr)
+    image_verbs.pull_quietly(api, image)
+    return api.c.Create(req).container.id
 
 
 def start(api: Api, cid: str) -> None:

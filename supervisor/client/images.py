@@ -233,6 +233,16 @@ def cmd_pull(api, a):
     return 0
 
 
+def pull_quietly(api, name: str) -> None:
+    """A pull for run/create: its progress on stderr (stdout is the container's)."""
+    from supervisor.client.progress import Display
+    display = Display(sys.stderr)
+    for p in api.i.Pull(api.ipb.PullRequest(ref=name, auth=registry_auth(api, name))):
+        if p.image is None and (p.id or p.status):
+            display.update(p.id, p.status, p.current, p.total)
+    display.finish()
+
+
 def cmd_push(api, a):
     _show_progress(api, api.i.Push(api.ipb.PushRequest(ref=a.name,
                                                        auth=registry_auth(api, a.name))),

@@ -109,7 +109,8 @@ def push(mgr: ImageManager, ref: str, auth, progress) -> str:
     rec = mgr.find(parsed.name)
     try:
         cl = registry.RegistryClient(parsed.domain, auth=auth)
-        digest = pusher.push(parsed, rec["target"], mgr.content, cl, progress=progress)
+        digest = pusher.push(parsed, rec["target"], mgr.content, cl, progress=progress,
+                             mount_from=_mount_source(mgr, parsed))
     except RegistryError as e:
         raise ApiError(e.grpc_code, f"push {parsed.familiar}: {e}") from None
     except (manifest.ManifestError, ContentError) as e:
@@ -120,6 +121,18 @@ def push(mgr: ImageManager, ref: str, auth, progress) -> str:
                    labels={**(rec.get("labels") or {}), REPO_DIGESTS_LABEL: _repo_digests(
                        rec, f"{parsed.repository}@{digest}")})
     return digest
+
+
+def _mount_source(mgr: ImageManager, ref) -> str | None:
+    """A repository of the same registry that images here came from (pulled or pushed): the
+    registry can mount the layers they share instead of our uploading them, as docker does."""
+    for rec in mgr.images.list():
+        for line in ((rec.get("labels") or {}).get(REPO_DIGESTS_LABEL) or "").split():
+            repo = line.rpartition("@")[0]
+            domain, _, path = repo.partition("/")
+            if domain == ref.domain and path and path != ref.path:
+                return path
+    return None
 
 
 def _repo_digests(rec: dict | None, new: str) -> str:

@@ -79,9 +79,11 @@ class Hawserd:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def ctl(self, *args, check=True, timeout=60, input=None) -> subprocess.CompletedProcess:
+    def ctl(self, *args, check=True, timeout=60, input=None,
+            env=None) -> subprocess.CompletedProcess:
         proc = subprocess.run([HAWSERCTL, "--address", self.address, *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout, input=input)
+                              capture_output=True, text=True, timeout=timeout, input=input,
+                              env=None if env is None else {**os.environ, **env})
         if check and proc.returncode != 0:
             raise AssertionError(f"hawserctl {' '.join(map(str, args))} exited "
                                  f"{proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
