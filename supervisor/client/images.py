@@ -76,10 +76,8 @@ def cmd_images(api, a):
     repository = optional(a.repository, "REPOSITORY[:TAG]")
     if repository:
         filters.append(f"reference=={repository}")
+    # -a: docker's intermediate images (a build's); hawserd has none, dangling ones are listed
     imgs = api.i.List(api.ipb.ListImagesRequest(filters=filters)).images
-    if not a.all:
-        imgs = [i for i in imgs if not i.name.startswith("sha256:") or
-                not any(o.id == i.id for o in imgs if not o.name.startswith("sha256:"))]
     try:
         out = docker.images_output(imgs, fmt=a.format, no_trunc=a.no_trunc, quiet=a.quiet,
                                    digests=a.digests)
