@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
 from images import rootfs_tar_bytes, write_docker_archive, write_oci_archive  # noqa: E402
+from peers import private_containerd, private_podman  # noqa: E402,F401 (fixtures)
 
 from hawserd_harness import HAWSERCTL, wait_until  # noqa: E402
 
@@ -168,3 +170,24 @@ def test_a_bad_archive_is_refused_and_leaves_nothing(hawserd, busybox_rootfs, tm
     assert hawserd.ctl("images", "-aq").stdout == ""
     assert blobs(hawserd) == set() and snapshot_dirs(hawserd) == set()
     assert os.listdir(hawserd.root / "content" / "ingest") == []
+
+
+def test_a_saved_commit_loads_and_runs_in_podman_and_ctr(hawserd, loaded, tmp_path,
+                                                         private_podman, private_containerd):
+    hawserd.ctl("run", "--name", "c", loaded, "sh", "-c", "echo kept > /kept; rm /bin/vi")
+    hawserd.ctl("commit", "c", "example.com/saved/commit:1")
+    out = tmp_path / "saved.tar"
+    hawserd.ctl("save", "-o", out, "example.com/saved/commit:1", loaded)
+    pm = private_podman
+    pm("load", "-i", out)
+    p = pm("run", "--rm", *pm.run_flags(), "example.com/saved/commit:1", "sh", "-c",
+           "cat /kept; test -e /bin/vi || echo vi-gone")
+    assert p.stdout == "kept\nvi-gone\n"
+    [ours] = json.loads(hawserd.ctl("inspect", "example.com/saved/commit:1").stdout)
+    podmans = json.loads(pm("image", "inspect", "--format", "{{json .RootFS.Layers}}",
+                            "example.com/saved/commit:1").stdout)
+    assert podmans == ours["RootFS"]["Layers"]
+    ctd = private_containerd
+    ctd.ctr("images", "import", out)
+    assert {"example.com/saved/commit:1", "docker.io/library/busybox:e2e"} <= \
+        set(ctd.ids("images"))
