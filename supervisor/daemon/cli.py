@@ -58,6 +58,10 @@ def main(argv=None) -> int:
     level = {"warn": "WARNING"}.get(args.log_level, args.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s hawserd %(levelname)s %(message)s")
     root, state = os.path.abspath(args.root), os.path.abspath(args.state)
+    if any(c in root for c in ",:\n"):
+        # overlayfs takes its layer directories in a comma- and colon-separated option
+        raise SystemExit(f"hawserd: --root {root!r}: a ',' or ':' in it would break the "
+                         "overlay mounts of image layers")
     path = socket_path(args.address)
     for d in (root, state, os.path.dirname(path)):
         os.makedirs(d, mode=0o711, exist_ok=True)

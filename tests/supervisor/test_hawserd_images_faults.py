@@ -156,3 +156,13 @@ def test_a_shim_killed_while_hawserd_is_down_leaves_no_mount(hawserd, busybox_ro
     hawserd.ctl("rm", "-f", "victim")
     hawserd.ctl("rmi", "b:1")
     assert_empty_and_clean(hawserd)
+
+
+def test_a_root_overlayfs_could_not_name_is_refused(tmp_path):
+    from hawserd_harness import HAWSERD
+    root = tmp_path / "a,b"
+    p = subprocess.run([HAWSERD, "--root", str(root), "--state", str(tmp_path / "state"),
+                        "--address", f"unix://{tmp_path}/d.sock"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode != 0 and "','" in p.stderr and str(root) in p.stderr
+    assert not root.exists() and not (tmp_path / "state").exists()
