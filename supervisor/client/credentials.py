@@ -122,26 +122,8 @@ def erase(domain: str) -> bool:
 
 
 def _write(path: str, doc: dict) -> None:
-    """Atomically, 0600 from the start: a new file beside it, synced, renamed over it (a
-    symlink at `path` is replaced, never followed to wherever it points)."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
-    data = (jsonlite.dumps(doc, indent="\t") + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Atomically, 0600 from the start (a symlink at `path` is replaced, never followed)."""
+    from supervisor.client.atomic import ReplacingFile
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    with ReplacingFile(path, 0o600) as f:
+        f.write((jsonlite.dumps(doc, indent="\t") + "\n").encode())

@@ -192,15 +192,8 @@ def cmd_ps(api, a):
     cs = api.c.List(api.cpb.ListContainersRequest(all=a.all, filters=filters)).containers
     if a.last:
         cs = sorted(cs, key=lambda c: _seconds(c.created_at), reverse=True)[:a.last]
-    try:
-        out = docker.ps_output(cs, fmt=a.format, no_trunc=a.no_trunc, quiet=a.quiet,
-                               size=a.size)
-    except docker.FormatError as e:
-        sys.stdout.write(e.output)
-        print(str(e), file=sys.stderr)
-        return e.status
-    sys.stdout.write(out)
-    return 0
+    return docker.emit(lambda: docker.ps_output(cs, fmt=a.format, no_trunc=a.no_trunc,
+                                                quiet=a.quiet, size=a.size))
 
 
 def _ps_filter(text: str) -> str:
@@ -246,13 +239,7 @@ def cmd_inspect(api, a):
             rc = 1
             continue
         objs.append(found)
-    try:
-        sys.stdout.write(docker.inspect_format(objs, a.format))
-    except docker.FormatError as e:
-        sys.stdout.write(e.output)
-        print(str(e), file=sys.stderr)
-        return e.status
-    return rc
+    return docker.emit(lambda: docker.inspect_format(objs, a.format)) or rc
 
 
 def _image_of(api, c):

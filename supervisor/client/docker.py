@@ -20,7 +20,7 @@ from supervisor.client.docker_tables import (IMAGES_DIGESTS_FORMAT, IMAGES_FORMA
                                              render_table)
 from supervisor.client.gofmt import Map, Slice, Struct, string_map, strings
 
-__all__ = ["container_inspect", "image_inspect", "inspect_format", "FormatError", "ps_row",
+__all__ = ["emit", "container_inspect", "image_inspect", "inspect_format", "FormatError", "ps_row",
            "image_row", "image_rows", "render_table", "ps_output", "images_output",
            "PS_FORMAT", "IMAGES_FORMAT", "IMAGES_DIGESTS_FORMAT"]
 
@@ -273,3 +273,16 @@ def inspect_format(objs: list, fmt: str = "") -> str:
 
 
 __all__ += ["image_config", "short_id"]
+
+
+def emit(render) -> int:
+    """Print what render() makes; on a FormatError, what it made before it, docker's message on
+    stderr: the exit status either way."""
+    import sys
+    try:
+        sys.stdout.write(render())
+        return 0
+    except FormatError as e:
+        sys.stdout.write(e.output)
+        print(str(e), file=sys.stderr)
+        return e.status

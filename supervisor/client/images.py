@@ -78,15 +78,8 @@ def cmd_images(api, a):
         filters.append(f"reference=={repository}")
     # -a: docker's intermediate images (a build's); hawserd has none, dangling ones are listed
     imgs = api.i.List(api.ipb.ListImagesRequest(filters=filters)).images
-    try:
-        out = docker.images_output(imgs, fmt=a.format, no_trunc=a.no_trunc, quiet=a.quiet,
-                                   digests=a.digests)
-    except docker.FormatError as e:
-        sys.stdout.write(e.output)
-        print(str(e), file=sys.stderr)
-        return e.status
-    sys.stdout.write(out)
-    return 0
+    return docker.emit(lambda: docker.images_output(imgs, fmt=a.format, no_trunc=a.no_trunc,
+                                                    quiet=a.quiet, digests=a.digests))
 
 
 def cmd_rmi(api, a):
@@ -167,18 +160,10 @@ def cmd_save(api, a):
                          "redirect the output")
     call = api.i.Save(api.ipb.SaveRequest(refs=a.images))
     if a.output:
-        tmp = a.output + ".tmp"
-        try:
-            with open(tmp, "wb") as f:
-                for chunk in call:
-                    f.write(chunk.data)
-            os.replace(tmp, a.output)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        from supervisor.client.atomic import ReplacingFile
+        with ReplacingFile(a.output) as f:     # a failed save leaves no half archive
+            for chunk in call:
+                f.write(chunk.data)
     else:
         out = sys.stdout.buffer
         for chunk in call:

@@ -200,12 +200,8 @@ class ImagesService(igrpc.ImagesServicer):
             return
 
         def work(emit):
-            stream = _open(first.path) if first.path else RequestReader(first.data, requests)
-            try:
+            with _input(first, requests) as stream:
                 recs = transfer.load(self.mgr, stream, lambda *p: emit(p))
-            finally:
-                if first.path:
-                    stream.close()
             return self._image_progress(recs)
         yield from streamed(work, context, progress_msg)
 
@@ -215,13 +211,9 @@ class ImagesService(igrpc.ImagesServicer):
             return
 
         def work(emit):
-            stream = _open(first.path) if first.path else RequestReader(first.data, requests)
-            try:
+            with _input(first, requests) as stream:
                 rec = transfer.import_tar(self.mgr, stream, first.name, list(first.changes),
                                           first.message, lambda *p: emit(p))
-            finally:
-                if first.path:
-                    stream.close()
             d = self.mgr.describe(rec)
             return [ipb.Progress(status=d["id"], image=image_msg(d))]
         yield from streamed(work, context, progress_msg)
@@ -275,13 +267,18 @@ class _Emitter:
         self.put = emit
 
 
-def _open(path: str):
-    if not os.path.isabs(path):
-        raise ApiError("INVALID_ARGUMENT", f"{path!r}: the daemon needs an absolute path")
+def _input(first, requests):
+    """What a Load or Import reads: the file the first request names (the daemon reads it
+    itself), or the data of the client's requests."""
+    if not first.path:
+        import contextlib
+        return contextlib.nullcontext(RequestReader(first.data, requests))
+    if not os.path.isabs(first.path):
+        raise ApiError("INVALID_ARGUMENT", f"{first.path!r}: the daemon needs an absolute path")
     try:
-        return open(path, "rb")
+        return open(first.path, "rb")
     except OSError as e:
-        raise ApiError("INVALID_ARGUMENT", f"cannot read {path}: {e.strerror}") from None
+        raise ApiError("INVALID_ARGUMENT", f"cannot read {first.path}: {e.strerror}") from None
 
 
 def _auth(a):
