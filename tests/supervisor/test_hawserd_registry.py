@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
 from images import rootfs_tar_bytes  # noqa: E402
 from registry_harness import (Image, Registry, TokenServer, gzip_bytes, gzip_tar,  # noqa: E402
@@ -118,3 +119,20 @@ def test_token_auth_with_login(hawserd, token_registry, tmp_path):
     hawserd.ctl("rmi", ref)
     p = hawserd.ctl("pull", ref, check=False, env=env)
     assert p.returncode == 125 and "(UNAUTHENTICATED)" in p.stderr
+
+
+def test_pull_on_a_terminal_shows_progress_in_place(hawserd, registry):
+    from clients_harness import PtyProcess
+    from hawserd_harness import HAWSERCTL
+    ref = f"{registry.netloc}/tests/busybox:1"
+    term = PtyProcess([HAWSERCTL, "--address", hawserd.address, "pull", ref], cols=100)
+    try:
+        assert term.wait(60) == 0, term.text()
+    finally:
+        term.close()
+    out = term.text()
+    assert "\x1b[" in out                   # lines rewritten in place (cursor up, erase)
+    assert "Pull complete" in out and out.rstrip().endswith(ref)
+    import re
+    visible = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out).replace("\r", "\n")
+    assert max(len(line) for line in visible.split("\n")) < 100    # no line wraps
