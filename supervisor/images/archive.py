@@ -7,20 +7,22 @@ import os
 import posixpath
 import stat
 
+from supervisor.archive import compression
+from supervisor.archive.tar import LINK, SYMLINK, TarError, TarReader
 from supervisor.content.store import ContentError, DigestMismatch, check_digest
 from supervisor.images import manifest as mf
-from supervisor.images.archive_common import ArchiveError, Blob, Loaded, clean
+from supervisor.images.archive_common import ArchiveError, Blob, Loaded, clean, tar_message
 from supervisor.images.archive_layouts import docker, oci
 from supervisor.images.archive_write import write_archive
 from supervisor.images.refs import ReferenceError
-from supervisor.images.tarstream import HARDLINK, SYMLINK, TarError, TarReader, open_stream
 
 __all__ = ["ArchiveError", "Loaded", "read_archive", "write_archive"]
 
 META = frozenset(("manifest.json", "index.json", "oci-layout", "repositories"))
 MAX_META = 16 << 20
 PROGRESS_EVERY = 16 << 20
-MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
+# a blob's own compression (a layer's), by its magic: what a manifest may say of it
+BLOB_COMPRESSIONS = (compression.GZIP, compression.ZSTD)
 
 
 def read_archive(fileobj, content, progress=None, platform: str | None = None,
@@ -47,15 +49,23 @@ def read_archive(fileobj, content, progress=None, platform: str | None = None,
         return loaded
     except ArchiveError as e:
         raise ArchiveError(str(e), written) from None
-    except (TarError, ContentError, mf.ManifestError, ReferenceError) as e:
+    except (ContentError, mf.ManifestError, ReferenceError) as e:
         raise ArchiveError(f"archive: {e}", written) from None
     except OSError as e:
         raise ArchiveError(f"archive: {e.strerror or e}", written) from None
 
 
 def _stream(fileobj, content, progress, written):
-    total = _size_of(fileobj)
-    reader = TarReader(open_stream(fileobj))
+    """The archive's members read once: blobs into the store, JSON files kept, links noted."""
+    reader = None
+    try:
+        reader = TarReader(compression.open_stream(fileobj, compression.ARCHIVE))
+        return _members(reader, _size_of(fileobj), content, progress, written)
+    except (TarError, compression.CompressionError) as e:
+        raise ArchiveError(f"archive: {tar_message(e, reader)}") from None
+
+
+def _members(reader, total, content, progress, written):
     blobs: dict[str, Blob] = {}
     links: dict[str, str] = {}
     meta: dict[str, bytes] = {}
@@ -64,17 +74,18 @@ def _stream(fileobj, content, progress, written):
             progress(status, reader.offset, total)
 
     for member in reader:
-        path = clean(member.name)
+        path = clean(member.path)
         if member.type == SYMLINK:
-            links[path] = clean(posixpath.join(posixpath.dirname(path), member.linkname))
-        elif member.type == HARDLINK:
-            links[path] = clean(member.linkname)
+            links[path] = clean(posixpath.join(posixpath.dirname(path),
+                                               os.fsdecode(member.linkname)))
+        elif member.type == LINK:
+            links[path] = clean(os.fsdecode(member.linkname))
         elif not member.is_regular or _ignored(path):
             continue
         elif path in META:
             if member.size > MAX_META:
                 raise ArchiveError(f"member {path}: {member.size} bytes, not an archive's JSON")
-            meta[path] = b"".join(bytes(c) for c in reader.chunks(member))
+            meta[path] = reader.read_all(member)
         else:
             blobs[path] = _store(reader, member, path, content, written, tick)
             tick(f"loaded {path}")
@@ -112,7 +123,8 @@ def _store(reader, member, path, content, written, tick) -> Blob:
                                f"({e})") from None
     if not existed:
         written.append(digest)
-    return Blob(digest, member.size, MAGIC.get(head[:2]) or MAGIC.get(head[:4], ""))
+    kind = compression.detect(head)
+    return Blob(digest, member.size, kind if kind in BLOB_COMPRESSIONS else "")
 
 
 def _size_of(fileobj) -> int:

@@ -2,20 +2,24 @@
 as a one-layer OCI image. One pass over the input: its uncompressed bytes are hashed (the
 diff_id), checked as a tar on the way, gzip-compressed and written to the content store (the
 layer's digest); then the config (the host's platform, the changes given) and the manifest."""
+import hashlib
 import json
+import os
 import time
 import zlib
 
+from supervisor.archive import compression
+from supervisor.archive.tar import LINK, TarError, TarReader
 from supervisor.images import manifest as mf
+from supervisor.images.archive_common import tar_message
 from supervisor.images.changes import ChangeError, apply_changes
 from supervisor.images.platforms import parse_platform
-from supervisor.images.tarstream import HARDLINK, TarError, TarReader, open_stream
 
 __all__ = ["import_rootfs", "apply_changes", "ChangeError", "RootfsError"]
 
 # zlib's fastest level: an import is as fast as a disk allows; the ratio is gzip -1's
 GZIP_LEVEL = 1
-CHUNK = 4 << 20
+PROGRESS_EVERY = 16 << 20
 
 
 class RootfsError(ValueError):
@@ -32,16 +36,18 @@ def import_rootfs(stream, content, changes=(), message: str = "", platform: str 
         config["variant"] = wanted.variant
     apply_changes(config, changes)
     with content.writer() as w:
-        tee = _Tee(open_stream(stream), w, progress)
+        tee, reader = _Tee(w, progress), None
         try:
-            reader = TarReader(tee)
+            # the tap sees every byte, what follows the end blocks too: the layer's as well
+            reader = TarReader(compression.open_stream(stream, compression.ARCHIVE), tee.tap)
             entries = 0
             for member in reader:
-                _check_name(member.name, member.linkname if member.type == HARDLINK else "")
+                _check_name(member.path,
+                            os.fsdecode(member.linkname) if member.type == LINK else "")
                 entries += 1
-            tee.drain()              # what follows the end blocks is the layer's too
-        except TarError as e:
-            raise RootfsError(f"import: not a root filesystem tarball: {e}") from None
+        except (TarError, compression.CompressionError) as e:
+            raise RootfsError("import: not a root filesystem tarball: "
+                              f"{tar_message(e, reader)}") from None
         if not entries:
             raise RootfsError("import: the tarball has no entries")
         layer_size, diff_id = tee.finish()
@@ -70,34 +76,24 @@ def _check_name(name: str, link: str) -> None:
 
 
 class _Tee:
-    """readinto() of the uncompressed tar that also hashes it and writes it gzip-compressed."""
+    """The tap of the uncompressed tar: hashed (the diff_id) and written gzip-compressed."""
 
-    def __init__(self, source, writer, progress):
-        import hashlib
-        self.source, self.writer, self.progress = source, writer, progress
+    def __init__(self, writer, progress):
+        self.writer, self.progress = writer, progress
         self.hash = hashlib.sha256()
         self.gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
         self.total = 0
         self.reported = 0
 
-    def readinto(self, buf) -> int:
-        n = self.source.readinto(buf)
-        if n:
-            data = memoryview(buf)[:n]
-            self.hash.update(data)
-            out = self.gzip.compress(data)
-            if out:
-                self.writer.write(out)
-            self.total += n
-            if self.progress and self.total - self.reported >= 16 << 20:
-                self.reported = self.total
-                self.progress("importing", self.total, 0)
-        return n
-
-    def drain(self) -> None:
-        buf = bytearray(CHUNK)
-        while self.readinto(buf):
-            pass
+    def tap(self, data) -> None:
+        self.hash.update(data)
+        out = self.gzip.compress(data)
+        if out:
+            self.writer.write(out)
+        self.total += len(data)
+        if self.progress and self.total - self.reported >= PROGRESS_EVERY:
+            self.reported = self.total
+            self.progress("importing", self.total, 0)
 
     def finish(self) -> tuple[int, str]:
         self.writer.write(self.gzip.flush())

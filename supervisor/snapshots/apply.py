@@ -8,15 +8,17 @@ absolute path, or a parent that is a symlink (made by an earlier entry, or below
 is refused with LayerError naming it, so a layer cannot write outside dest whatever symlinks
 it brings. No chdir, umask or other process state is touched: layers can be unpacked in
 threads at once, each into its own directory. On any failure dest is emptied again."""
+import hashlib
 import os
 import shutil
 import stat
 from typing import NamedTuple
 
-from supervisor.snapshots.compression import LayerError, open_layer
+from supervisor.archive.compression import CompressionError
+from supervisor.archive.tar import TarError, TarReader
 from supervisor.snapshots.extract import Extraction, MissingLinkTarget
 from supervisor.snapshots.layered import OPAQUE_XATTR
-from supervisor.snapshots.tarstream import TarReader
+from supervisor.snapshots.layerstream import LayerError, layer_error, open_layer
 
 __all__ = ["Applied", "LayerError", "MissingLinkTarget", "apply_layer", "open_layer", "unpack"]
 
@@ -32,8 +34,9 @@ def unpack(blob_path: str, dest: str, media_type: str = "", lowers=()) -> Applie
 
 
 def apply_layer(stream, dest: str, lowers=()) -> Applied:
-    """Extract the tar stream (read(n) -> bytes) into the empty directory dest; lowers are the
-    fs dirs of the layers below, nearest first (for a hard link to a file of theirs)."""
+    """Extract the tar stream (readinto(buf), or read(n)) into the empty directory dest; lowers
+    are the fs dirs of the layers below, nearest first (for a hard link to a file of theirs).
+    The diff_id is over every byte of the stream, what follows the end marker too."""
     root = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if os.listdir(root):
@@ -41,11 +44,14 @@ def apply_layer(stream, dest: str, lowers=()) -> Applied:
         before = os.fstat(root)
         job = Extraction(root, lowers)
         try:
-            reader = TarReader(stream)
+            sha = hashlib.sha256()
+            reader = TarReader(stream, tap=sha.update)
             try:
-                for entry in reader.entries():
+                for entry in reader:
                     job.apply(entry, reader)
                 job.set_dir_times()
+            except (TarError, CompressionError) as e:
+                raise layer_error(e, reader) from None
             except OSError as e:      # the entries' own are LayerErrors already: the blob's
                 raise LayerError(f"reading the layer: {e}") from None
         except BaseException:
@@ -53,7 +59,7 @@ def apply_layer(stream, dest: str, lowers=()) -> Applied:
             _empty(root, before)
             raise
         job.close()
-        return Applied(reader.diff_id, job.size)
+        return Applied("sha256:" + sha.hexdigest(), job.size)
     finally:
         os.close(root)
 

@@ -9,17 +9,21 @@ import shutil
 import stat
 
 from supervisor.snapshots import copyup, layered
-from supervisor.snapshots.compression import LayerError
 from supervisor.snapshots.layered import DIR_FLAGS, FILE_FLAGS, OPAQUE_XATTR, PRIVATE_XATTRS
+from supervisor.snapshots.layerstream import LayerError
 
 WHITEOUT = b".wh."
 OPAQUE_MARKER = b".wh..wh..opq"
 AUFS_META = b".wh..wh."
 # open dir fds kept for the next entries (tars list a dir's entries together); unpacks run in
-# threads of one process: they share its fd limit
+# threads of one process: they share its fd limit (1024, soft, as hawserd is started). The fds
+# of a walk past a full cache are closed as the walk goes on, or once the entry is made: a path
+# 2000 directories deep costs no more fds than a shallow one
 DIR_CACHE = 64
 DIR, LINK, SYMLINK, FIFO = ord("5"), ord("1"), ord("2"), ord("6")
 FILE_TYPES = frozenset(b"07")
+# what a layer can hold (the reader made v7's "\0" a "0" or "5", a GNU dumpdir a "5")
+SUPPORTED = frozenset(b"01234567")
 DEVICES = {ord("3"): stat.S_IFCHR, ord("4"): stat.S_IFBLK}
 
 
@@ -49,19 +53,23 @@ class Extraction:
         self.lowers = list(lowers)
         self.layer_fds = None            # [root] + the lowers' fds, opened on first need
         self.dirs = {b"": root}          # path -> an open fd of that directory in dest
+        self.transient: list[int] = []   # fds the cache had no room for: closed between entries
         self.dir_times = {}              # path -> (atime, mtime) ns, set once all is written
         self.size = 0
 
     def close(self) -> None:
+        self._release()
         self._evict()
         for fd in (self.layer_fds or [None])[1:]:
             os.close(fd)
         self.layer_fds = None
 
     def apply(self, e, reader) -> None:
+        if e.type not in SUPPORTED:
+            raise LayerError(f"layer entry {e.label()!r}: unsupported tar entry type "
+                             f"{chr(e.type)!r}")
         parts = _parts(e.name, e)
-        if len(self.dirs) > DIR_CACHE:
-            self._evict()          # between entries: no fd of the cache is in use then
+        self._release()            # between entries: no fd is in use then
         try:
             self._apply(e, parts, reader)
         except layered.ThroughSymlink as err:
@@ -91,7 +99,7 @@ class Extraction:
             fd = self._create(parent, parts, lambda: os.open(base, FILE_FLAGS, 0o600,
                                                                  dir_fd=parent))
             try:
-                for piece in reader.pieces(e.size):
+                for piece in reader.chunks(e):
                     while piece:
                         piece = piece[os.write(fd, piece):]
                 self.size += e.size
@@ -248,6 +256,13 @@ class Extraction:
                                               os.O_CLOEXEC))
         return self.layer_fds
 
+    def _release(self) -> None:
+        for fd in self.transient:
+            os.close(fd)
+        self.transient = []
+        if len(self.dirs) >= DIR_CACHE:
+            self._evict()
+
     def _evict(self) -> None:
         for key, fd in self.dirs.items():
             if key:
@@ -255,7 +270,12 @@ class Extraction:
         self.dirs = {b"": self.root}
 
     def _cache(self, key: bytes, fd: int) -> int:
-        self.dirs[key] = fd
+        """fd, kept for later entries while the cache has room, else until this one is made
+        (an fd a caller holds is never closed under it in the middle of an entry)."""
+        if len(self.dirs) < DIR_CACHE:
+            self.dirs[key] = fd
+        else:
+            self.transient.append(fd)
         return fd
 
     def _dir_fd(self, dparts: list[bytes], e) -> int:
@@ -270,7 +290,11 @@ class Extraction:
             i -= 1
         fd = self.dirs[b"/".join(dparts[:i])]
         for j in range(i, len(dparts)):
-            fd = self._open_dir(fd, dparts[:j + 1], e)
+            child = self._open_dir(fd, dparts[:j + 1], e)
+            if j > i and fd in self.transient:    # opened by this walk, passed, uncached
+                self.transient.remove(fd)
+                os.close(fd)
+            fd = child
         return fd
 
     def _open_dir(self, parent: int, dparts: list[bytes], e) -> int:
@@ -303,8 +327,7 @@ class Extraction:
     def set_dir_times(self) -> None:
         """Directories' times last: every entry made inside one changed its mtime."""
         for key in sorted(self.dir_times):
-            if len(self.dirs) > DIR_CACHE:
-                self._evict()
+            self._release()
             atime, mtime = self.dir_times[key]
             if not key:
                 os.utime(self.root, ns=(atime, mtime))

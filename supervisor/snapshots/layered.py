@@ -71,7 +71,12 @@ def lookup(roots: list[int], parts: list[bytes]):
                     break
             if first is None:
                 return None
-            stack = below
+            # the level above is done with: a deep path costs one level's fds, not its depth's
+            keep = [fd for _, fd in below]
+            for fd in owned:
+                if fd not in keep:
+                    os.close(fd)
+            owned, stack = keep, below
         return None
     finally:
         for fd in owned:

@@ -8,6 +8,7 @@ import io
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 import threading
 
@@ -505,3 +506,101 @@ def test_a_link_cannot_replace_what_holds_its_target(tmp_path):
     with pytest.raises(LayerError, match="'a': a hard link to 'a/f', inside what it replaces"):
         apply.apply_layer(io.BytesIO(tar), str(dest))
     assert os.listdir(dest) == []
+
+
+# -- the end of a layer, sparse files, fds -------------------------------------------------------
+def gnu_layer(tmp_path, name: str, *opts) -> bytes:
+    """A GNU tar (posix format) of a directory holding one file, name.txt."""
+    src = tmp_path / f"src-{name}"
+    src.mkdir()
+    (src / f"{name}.txt").write_bytes(name.encode() * 3000)
+    return subprocess.run(["tar", "--format=posix", *opts, "-C", str(src), "-cf", "-", "."],
+                          check=True, capture_output=True).stdout
+
+
+def without_end(tar: bytes) -> bytes:
+    end = len(tar.rstrip(b"\0"))
+    return tar[:end + -end % 512]
+
+
+def test_a_lone_zero_block_is_no_end_of_the_layer(tmp_path):
+    """Go's archive/tar (containerd's) takes a header after one zero block for a corrupt
+    archive: the end would hide b.txt while the diff_id, over every byte, still matched."""
+    a, b = gnu_layer(tmp_path, "a"), gnu_layer(tmp_path, "b")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    blob = layers.write(tmp_path / "blob", layers.gz(without_end(a) + bytes(512) + b))
+    with pytest.raises(LayerError, match=f"bad tar header at byte {len(without_end(a)) + 512}: "
+                                         "invalid tar header.*after entry './a.txt'"):
+        apply.unpack(blob, str(dest))
+    assert os.listdir(dest) == []
+    # two zero blocks, or one and the end of the stream, end it; what follows still counts
+    for tar in (without_end(a) + bytes(1024) + b"after the end" * 99, without_end(a) + bytes(512)):
+        dest = tmp_path / f"dest{len(tar)}"
+        dest.mkdir()
+        applied = apply.unpack(layers.write(tmp_path / "blob", layers.zst(tar)), str(dest))
+        assert applied.diff_id == layers.diff_id(tar)
+        assert os.listdir(dest) == ["a.txt"]
+
+
+@pytest.mark.parametrize("version", ["0.0", "0.1", "1.0"])
+def test_posix_sparse_files_are_refused(tmp_path, version):
+    """`tar --sparse --format=posix` marks a sparse file with GNU.sparse.* records on a
+    regular entry: unpacked as one, the file would be its sparse map and pieces."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "holes", "wb") as f:
+        f.truncate(8 << 20)
+        f.seek(3 << 20)
+        f.write(b"data")
+    tar = subprocess.run(["tar", "--format=posix", "--sparse", f"--sparse-version={version}",
+                          "-C", str(src), "-cf", "-", "holes"], check=True,
+                         capture_output=True).stdout
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(LayerError, match="layer entry 'holes'.*sparse files are not supported"):
+        apply.apply_layer(io.BytesIO(tar), str(dest))
+    assert os.listdir(dest) == []
+
+
+FD_LIMITED = """
+import io, os, resource, sys, threading
+import layers
+from supervisor.snapshots import apply
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (160, hard))
+deep = "/".join(["d"] * 300)
+tar = layers.tar_bytes(layers.file(deep + "/f", b"x"),
+                       *[layers.file(f"w{i}/f", b"y") for i in range(200)])
+lower_link = layers.tar_bytes(layers.hardlink(deep + "/link", deep + "/f"))
+base, errors = sys.argv[1], []
+def run(n):
+    try:
+        dest = os.path.join(base, str(n))
+        os.mkdir(dest)
+        apply.apply_layer(io.BytesIO(tar), dest)
+        os.mkdir(dest + "-up")       # a link to a file of the lower, 300 dirs down
+        apply.apply_layer(io.BytesIO(lower_link), dest + "-up", [dest])
+    except BaseException as e:
+        errors.append(repr(e)[:300])
+threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(errors or "ok")
+"""
+
+
+def test_deep_layers_unpack_two_at_once_under_a_small_fd_limit(tmp_path):
+    """A walk past the applier's dir cache closes what it passes: two unpacks of a path 300
+    directories deep (and of a link to a file that deep in a lower layer), in threads, under a
+    soft limit of 160 fds; each used to hold an fd per directory on the way."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(here)),
+                                                       here]))
+    p = subprocess.run([sys.executable, "-c", FD_LIMITED, str(tmp_path)], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.stdout.strip() == "ok", p.stdout + p.stderr
+    for n in "01":
+        assert (tmp_path / f"{n}-up" / "/".join(["d"] * 300) / "link").read_bytes() == b"x"

@@ -617,6 +617,47 @@ def test_truncated_archives(made, tmp_path, kind, where):
     assert assert_store_verified(cs) == set(written)
 
 
+@pytest.mark.parametrize("kind", ["handmade-oci", "docker-save", "skopeo-oci"])
+def test_a_lone_zero_block_is_no_end_of_the_archive(made, tmp_path, kind):
+    """A zero block between members is a damaged archive (Go's archive/tar, containerd's
+    import, says "invalid tar header"), not an end that drops the members after it."""
+    src = made.files[kind]
+    with tarfile.open(src) as t:
+        ms = t.getmembers()
+    at = ms[len(ms) // 2].offset                 # a member's first header, half-way
+    data = src.read_bytes()
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(data[:at] + bytes(512) + data[at:])
+    cs = ContentStore(str(tmp_path / "store"))
+    written = []
+    with open(bad, "rb") as f, pytest.raises(ArchiveError, match=f"archive: header at byte "
+                                             f"{at + 512}: invalid tar header") as err:
+        read_archive(f, cs, written=written)
+    assert_clean_failure(cs, err.value, written)
+
+
+def test_a_sparse_member_is_refused(made, tmp_path):
+    """GNU tar's --sparse in POSIX format: a regular entry whose data is a sparse map and
+    pieces; read as it is, the blob would be wrong (and its digest fail far from the cause)."""
+    (tmp_path / "blobs").mkdir()
+    with open(tmp_path / "blobs/holes", "wb") as f:
+        f.truncate(4 << 20)
+        f.write(b"data")
+    sparse = subprocess.run(["tar", "--format=posix", "--sparse", "-C", str(tmp_path), "-cf",
+                             "-", "blobs/holes"], check=True, capture_output=True).stdout
+    data = made.files["handmade-oci"].read_bytes()
+    end = len(data.rstrip(b"\0"))
+    archive = tmp_path / "sparse.tar"               # the archive's members, then the sparse one
+    archive.write_bytes(data[:end + -end % 512] + sparse)
+    cs = ContentStore(str(tmp_path / "store"))
+    written = []
+    with open(archive, "rb") as f, pytest.raises(
+            ArchiveError, match=r"member blobs/holes \(at byte \d+\): .*sparse files are not "
+                                "supported") as err:
+        read_archive(f, cs, written=written)
+    assert_clean_failure(cs, err.value, written)
+
+
 @pytest.mark.parametrize("data, message", [
     (b"", "empty file, not a tar archive"),
     (b"just some text\n" * 100, "not a tar archive, or corrupt: bad header checksum at byte 0"),
