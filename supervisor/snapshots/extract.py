@@ -69,7 +69,8 @@ class Extraction:
             raise LayerError(f"layer entry {e.label()!r}: unsupported tar entry type "
                              f"{chr(e.type)!r}")
         parts = _parts(e.name, e)
-        self._release()            # between entries: no fd is in use then
+        if self.transient or len(self.dirs) >= DIR_CACHE:
+            self._release()        # between entries: no fd is in use then
         try:
             self._apply(e, parts, reader)
         except layered.ThroughSymlink as err:
@@ -223,6 +224,11 @@ class Extraction:
         self._create(parent, parts, lambda: os.link(
             target[-1], parts[-1], src_dir_fd=src_parent, dst_dir_fd=parent,
             follow_symlinks=False))
+        # the link's header speaks for the inode it shares (its owner and mode), as in
+        # containerd's and docker's appliers; its times do not
+        os.chown(parts[-1], e.uid, e.gid, dir_fd=parent, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(parts[-1], e.mode, dir_fd=parent, follow_symlinks=False)
 
     def _create(self, parent: int, parts, make):
         """make() in parent; what an earlier entry left at that name goes first."""

@@ -176,7 +176,6 @@ class Supervisor:
             self.store.remove(cid)
             raise
         bundles.write_bundle(path, spec)
-        os.makedirs(os.path.dirname(self.log_path(cid)), exist_ok=True)
         self.hub.publish("/containers/create", cid)
         return rec
 

@@ -42,8 +42,10 @@ def symlink(name, target, uid=0, gid=0, mtime=MTIME):
     return info, None
 
 
-def hardlink(name, target, mtime=MTIME):
-    info = _info(name, tarfile.LNKTYPE, 0o644, 0, 0, mtime, None)
+def hardlink(name, target, mode=0o644, uid=0, gid=0, mtime=MTIME):
+    """A link entry; its header's owner and mode are the inode's (tar writers copy the
+    target's there, and appliers set them on the shared inode)."""
+    info = _info(name, tarfile.LNKTYPE, mode, uid, gid, mtime, None)
     info.linkname = target
     return info, None
 

@@ -45,7 +45,7 @@ BASE = layers.tar_bytes(
     file("bin/su", b"su", mode=0o4755), dir("tmp", mode=0o1777),
     file("home/user/.profile", b"export A=1\n", mode=0o600, uid=1000, gid=1000,
          xattrs={"user.note": "hi"}),
-    hardlink("bin/busybox-link", "bin/busybox"),
+    hardlink("bin/busybox-link", "bin/busybox", mode=0o755),
     device("dev/null", tarfile.CHRTYPE, 1, 3), device("dev/loop0", tarfile.BLKTYPE, 7, 0,
                                                       mode=0o660, gid=6),
     fifo("run/initctl", 0o600), file(LONG, b"long"),
@@ -57,7 +57,7 @@ TOP = layers.tar_bytes(
     dir("var/cache"), opaque("var/cache"),  # emptied, then refilled
     file("var/cache/new", b"new"),
     file("etc/passwd", b"root:x:0:0::/root:/bin/ash\n", mtime=1_650_000_000),
-    hardlink("bin/sh-again", "bin/busybox"),   # a link to a file of the layer below
+    hardlink("bin/sh-again", "bin/busybox", mode=0o755),   # to a file of the layer below
     file("opt/app/run", b"#!/bin/sh\n", mode=0o2755, uid=33, gid=33),
 )
 
@@ -317,6 +317,20 @@ def test_truncated_and_corrupt_streams_fail_cleanly(tmp_path, case):
     assert os.listdir(dest) == []
 
 
+def test_a_link_header_sets_the_owner_and_mode_of_the_inode_it_shares(tmp_path):
+    """containerd's and docker's appliers chown and chmod the path of a hard link as its
+    header says, which changes the one inode both names share; its times are not set."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    apply.apply_layer(io.BytesIO(layers.tar_bytes(
+        file("a", b"data", mode=0o600, uid=1, gid=1, mtime=1_400_000_000),
+        hardlink("b", "a", mode=0o4711, uid=7, gid=8, mtime=1_500_000_000))), str(dest))
+    a, b = os.stat(dest / "a"), os.stat(dest / "b")
+    assert a.st_ino == b.st_ino
+    assert (stat.S_IMODE(a.st_mode), a.st_uid, a.st_gid, a.st_mtime) == \
+        (0o4711, 7, 8, 1_400_000_000)
+
+
 def test_hard_links_to_lower_files_are_copied_up(tmp_path):
     lower1, lower2, dest = (tmp_path / n for n in ("l1", "l2", "dest"))
     for d in (lower1, lower2, dest):
@@ -328,7 +342,7 @@ def test_hard_links_to_lower_files_are_copied_up(tmp_path):
              xattrs={"user.a": "b"}),
         file("gone", b"g"))), str(lower2))
     apply.apply_layer(io.BytesIO(layers.tar_bytes(whiteout("gone"))), str(lower1), [str(lower2)])
-    tar = layers.tar_bytes(hardlink("tool2", "usr/bin/tool"))
+    tar = layers.tar_bytes(hardlink("tool2", "usr/bin/tool", mode=0o4750, uid=5, gid=6))
     with pytest.raises(MissingLinkTarget, match="neither earlier in the layer nor in it"):
         apply.apply_layer(io.BytesIO(tar), str(dest))
     assert os.listdir(dest) == []

@@ -163,8 +163,10 @@ def test_what_happened_while_hawserd_was_down(hawserd, busybox_rootfs):
     hawserd.ctl("run", "--name", "old", "--rootfs", busybox_rootfs, "sh", "-c", "exit 3",
                 check=False)
     assert wait_until(lambda: "up" in hawserd.ctl("logs", "live").stdout)
+    # `run` returns at the exit; the exited task's shim goes just after (hawserd's exit watcher)
+    assert wait_until(lambda: [(r["shim_pid"], r["shim_address"]) for r in hawserd.records()
+                               if r["name"] == "old"] == [(0, "")])
     recs = {r["name"]: r for r in hawserd.records()}
-    assert recs["old"]["shim_pid"] == 0 and recs["old"]["shim_address"] == ""
     hawserd.sigkill()
     os.kill(recs["orphan"]["shim_pid"], 9)
     os.kill(recs["ends"]["pid"], 15)
