@@ -77,8 +77,9 @@ class TarReader:
             self.end += n
         return self.end
 
-    def _pieces(self, n: int, header_at: int = -1):
-        """The next n bytes as memoryview slices of the buffer, each consumed as it is given."""
+    def _pieces(self, n: int, header_at: int = -1, data: bool = False):
+        """The next n bytes as memoryview slices of the buffer, each consumed as it is given
+        (data: the current entry's, counted off what is left of it)."""
         while n:
             if self.start == self.end:
                 self.start = self.end = 0
@@ -96,7 +97,16 @@ class TarReader:
             piece = self.view[self.start:self.start + take]
             self.start += take
             n -= take
+            if data:
+                self._left -= take
             yield piece
+
+    def _skip(self, n: int) -> None:
+        if n <= self.end - self.start:      # most often: it is in the buffer already
+            self.start += n
+            return
+        for _ in self._pieces(n):
+            pass
 
     def drain(self) -> None:
         """The rest of the stream, through the tap."""
@@ -108,9 +118,7 @@ class TarReader:
     def chunks(self, entry: Entry):
         if entry is not self.current:
             raise ValueError(f"{entry.label()!r}: not the current entry")
-        for piece in self._pieces(self._left):
-            self._left -= len(piece)
-            yield piece
+        return self._pieces(self._left, data=True)
 
     def read_all(self, entry: Entry) -> bytes:
         return b"".join(bytes(c) for c in self.chunks(entry))
@@ -118,8 +126,7 @@ class TarReader:
     def __iter__(self):
         while True:
             if self.current is not None:        # what the caller left, and the padding
-                for _ in self._pieces(self._left + self._pad):
-                    pass
+                self._skip(self._left + self._pad)
                 self.previous, self.current = self.current, None
             entry = self._next()
             if entry is None:

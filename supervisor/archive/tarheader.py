@@ -90,7 +90,7 @@ def parse_entry(f, kind: int, size: int, at: int, pax: dict, longname, longlink,
     if kind == 0:
         kind = DIR if e.name.endswith(b"/") else ord("0")   # an old v7 tar's entry
     e.type = kind
-    if kind == SPARSE or any(k.startswith(b"GNU.sparse.") for k in pax):
+    if kind == SPARSE or pax and any(k.startswith(b"GNU.sparse.") for k in pax):
         # GNU's old sparse type, or the PAX records of `tar --sparse --format=posix`, which
         # come with a plain regular type: read as a file, its data would be the sparse map
         # and the pieces, silently wrong (GNU.sparse.name is then its real name)
@@ -133,18 +133,21 @@ def check_sum(block: bytes, at: int, previous=None) -> None:
 def number(field: bytes, at: int, what: str, previous=None) -> int:
     """An octal field, or GNU's base-256: the top bit set, the 0x40 bit the sign, the rest of
     the field a two's complement number (a big uid or size, a negative mtime)."""
-    if field and field[0] & 0x80:
-        value = int.from_bytes(bytes([field[0] & 0x7f]) + field[1:], "big")
-        if field[0] & 0x40:
-            value -= 1 << (8 * len(field) - 1)
-    else:
+    if not field[0] & 0x80:
         digits = field.split(b"\0", 1)[0].strip(b" ")
-        try:
-            value = int(digits, 8) if digits else 0
-        except ValueError:
-            raise BadHeader(at, f"{what} {digits!r} is not a number", previous) from None
-    if value < 0 and what != "mtime":
-        raise BadHeader(at, f"negative {what}", previous)
+        if digits.isdigit():                 # not int()'s signs, underscores or inner spaces
+            try:
+                return int(digits, 8)
+            except ValueError:
+                pass                         # an 8 or a 9
+        elif not digits:
+            return 0
+        raise BadHeader(at, f"{what} {digits!r} is not a number", previous)
+    value = int.from_bytes(bytes([field[0] & 0x7f]) + field[1:], "big")
+    if field[0] & 0x40:
+        value -= 1 << (8 * len(field) - 1)
+        if what != "mtime":
+            raise BadHeader(at, f"negative {what}", previous)
     return value
 
 
