@@ -130,16 +130,28 @@ def check_sum(block: bytes, at: int, previous=None) -> None:
         raise BadChecksum(at, previous)
 
 
+# the 8-byte fields (mode, uid, gid) of a layer take a few values, again and again: parsed once
+_SEEN: dict[bytes, int] = {}
+_SEEN_MAX = 4096
+
+
 def number(field: bytes, at: int, what: str, previous=None) -> int:
     """An octal field, or GNU's base-256: the top bit set, the 0x40 bit the sign, the rest of
     the field a two's complement number (a big uid or size, a negative mtime)."""
+    value = _SEEN.get(field)
+    if value is not None:
+        return value
     if not field[0] & 0x80:
         digits = field.split(b"\0", 1)[0].strip(b" ")
         if digits.isdigit():                 # not int()'s signs, underscores or inner spaces
             try:
-                return int(digits, 8)
+                value = int(digits, 8)
             except ValueError:
                 pass                         # an 8 or a 9
+            else:
+                if len(field) == 8 and len(_SEEN) < _SEEN_MAX:
+                    _SEEN[field] = value
+                return value
         elif not digits:
             return 0
         raise BadHeader(at, f"{what} {digits!r} is not a number", previous)
