@@ -3,8 +3,11 @@ containerd's DecompressStream does (media types and file names get it wrong ofte
 Which compressions a caller takes is its own choice: layers are gzip, zstd or plain
 (LAYER), archives and rootfs tarballs may also be xz or bzip2 (ARCHIVE).
 
-Every reader has readinto(buf) (and read(n)), bounds its output by len(buf) (a small blob of a
-highly compressible stream must not become gigabytes in memory at once), and fails with
+Every reader has readinto(buf) and read(n), bounds its output by len(buf) or n (a small blob
+of a highly compressible stream must not become gigabytes in memory at once). gzip, xz and
+bzip2 make their output as new bytes (zlib has no output buffer to give): `chunked` says so,
+and their read_chunk(n) hands those bytes out as they are, not copied into the caller's buffer
+(tar.TarReader reads them that way). Each fails with
 Truncated or Corrupt on a stream that is cut short or damaged, never with a short stream that
 looks finished. gzip, xz and bzip2 allow members one after another (pigz, pbzip2, `cat a.gz
 b.gz`), NUL padding between and after them as gzip(1) and xz(1) do; zstd frames follow each
@@ -88,8 +91,10 @@ def peek(raw, n: int) -> bytes:
 
 
 class Stream:
-    """What every reader shares: the peeked head given back first, read() over readinto()."""
+    """What every reader shares: the peeked head given back first, read() and readinto() over
+    read_chunk()."""
     format = PLAIN
+    chunked = False            # read_chunk() is the way to read it: readinto() would copy
 
     def __init__(self, raw, head: bytes):
         self.raw, self.head = raw, head
@@ -102,10 +107,12 @@ class Stream:
         return self.raw.read(n) or b""
 
     def read(self, n: int = IN_CHUNK) -> bytes:
-        buf = bytearray(n)
-        got = self.readinto(buf)
-        del buf[got:]
-        return bytes(buf)
+        return self.read_chunk(n)
+
+    def readinto(self, buf) -> int:
+        data = self.read_chunk(len(buf))
+        buf[:len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self.raw.close()
@@ -118,6 +125,11 @@ class Stream:
 
 
 class _Plain(Stream):
+    def read(self, n: int = IN_CHUNK) -> bytes:
+        buf = bytearray(n)
+        del buf[self.readinto(buf):]
+        return bytes(buf)
+
     def readinto(self, buf) -> int:
         if self.head:
             n = len(self.head)              # HEAD bytes, less than any buffer the reader has
@@ -135,6 +147,8 @@ class _Members(Stream):
     """gzip, xz or bzip2: a decompressor per member. zlib keeps the input it did not get to in
     unconsumed_tail (to be given again); lzma and bz2 keep it themselves (needs_input)."""
 
+    chunked = True
+
     def __init__(self, raw, head: bytes, fmt: str, make):
         super().__init__(raw, head)
         self.format, self.make = fmt, make
@@ -143,16 +157,15 @@ class _Members(Stream):
         self.zlib = fmt == GZIP
         self.done = False
 
-    def readinto(self, buf) -> int:
-        view = memoryview(buf)
-        if not len(view):            # (a max_length of 0 is no bound to zlib)
-            return 0
+    def read_chunk(self, n: int) -> bytes:
+        if n <= 0:                   # (a max_length of 0 is no bound to zlib)
+            return b""
         while not self.done:
             if self.d.eof:
                 self._next_member()
                 continue
             try:
-                out = self._step(len(view))
+                out = self._step(n)
             except (zlib.error, lzma.LZMAError, EOFError) as e:
                 raise Corrupt(f"bad {self.format} data: {e}", self.format) from None
             except OSError as e:
@@ -160,9 +173,8 @@ class _Members(Stream):
                     raise
                 raise Corrupt(f"bad {self.format} data: {e}", self.format) from None
             if out:
-                view[:len(out)] = out
-                return len(out)
-        return 0
+                return out
+        return b""
 
     def _step(self, n: int) -> bytes:
         d = self.d
@@ -211,16 +223,22 @@ class _Zstd(Stream):
         self.reader = zstandard.ZstdDecompressor().stream_reader(
             _Walked(self), read_size=IN_CHUNK, read_across_frames=True)
 
-    def readinto(self, buf) -> int:
+    def read_chunk(self, n: int) -> bytes:
+        return self._checked(self.reader.read, n)
+
+    def readinto(self, buf) -> int:          # straight into buf: zstandard can
+        return self._checked(self.reader.readinto, buf)
+
+    def _checked(self, call, arg):
         try:
-            n = self.reader.readinto(buf)
-            if not n:
+            out = call(arg)
+            if not out:
                 self.frames.finish()
         except zstandard.ZstdError as e:
             raise Corrupt(f"bad zstd data: {e}", ZSTD) from None
         except FrameError as e:
             raise (Truncated if e.truncated else Corrupt)(f"{e}", ZSTD) from None
-        return n
+        return out
 
     def close(self) -> None:
         self.reader.close()

@@ -2,8 +2,9 @@
 decompressor of compression.py): ustar, PAX, GNU long names, old v7, base-256 numbers, both
 checksum conventions. Written here rather than through tarfile: tarfile's stream mode copies
 its whole read buffer on every 512-byte header, and an entry's data should go to its consumer
-in big chunks, straight from one reused buffer the stream fills (memoryview slices, no copy;
-headers are parsed from it too, not read 512 bytes at a time).
+in big chunks (memoryview slices, no copy) straight from what the stream gives: a
+decompressor's output as it made it, a file's or a pipe's bytes read into one reused buffer.
+Headers are parsed from the same chunks, not read 512 bytes at a time.
 
 `tap`, when given, sees every byte read, in order (a layer's diff_id is the sha256 of its
 whole uncompressed tar), and the stream is then read to its end after the end-of-archive
@@ -36,12 +37,16 @@ class TarReader:
     the caller leaves of it is skipped. The end-of-archive marker is required."""
 
     def __init__(self, stream, tap=None, chunk: int = CHUNK):
+        # a decompressor's output is read as it comes (new bytes each time: a copy into a
+        # buffer would be one more), anything else into one buffer of our own
+        self._read_chunk = stream.read_chunk if getattr(stream, "chunked", False) else None
         readinto = getattr(stream, "readinto", None)
         self._readinto = readinto if readinto is not None else _readinto_of(stream)
         self.tap = tap
-        self.buf = bytearray(chunk)
-        self.view = memoryview(self.buf)
-        self.start = self.end = 0      # the bytes read and not yet consumed: buf[start:end]
+        self.chunk = chunk
+        self.own = memoryview(bytearray(chunk)) if self._read_chunk is None else None
+        self.view = memoryview(b"")
+        self.start = self.end = 0      # the bytes read and not yet consumed: view[start:end]
         self.read_total = 0            # bytes the stream gave so far
         self.current: Entry | None = None
         self.previous: Entry | None = None   # for messages about the header after it
@@ -53,46 +58,34 @@ class TarReader:
         return self.read_total - (self.end - self.start)
 
     # -- the byte stream ------------------------------------------------------------------------
-    def _read(self, at: int) -> int:
-        n = self._readinto(self.view[at:]) or 0
-        if n:
-            if self.tap is not None:
-                self.tap(self.view[at:at + n])
-            self.read_total += n
+    def _refill(self, want: int) -> int:
+        """What was read is consumed: the stream's next bytes, at least `want` of them where it
+        has them (a pipe gives 64 KiB a read: the consumer gets bigger pieces, so fewer writes
+        and hash updates); how many (0: the end)."""
+        if self._read_chunk is not None:
+            self.view = memoryview(self._read_chunk(self.chunk))
+            n = len(self.view)
+            if n and self.tap is not None:
+                self.tap(self.view)
+        else:
+            self.view, n = self.own, 0
+            while n < want:
+                got = self._readinto(self.own[n:]) or 0
+                if not got:
+                    break
+                if self.tap is not None:
+                    self.tap(self.own[n:n + got])
+                n += got
+        self.read_total += n
+        self.start, self.end = 0, n
         return n
 
-    def _fill(self, need: int) -> int:
-        """At least `need` contiguous bytes at buf[start:] (fewer: the stream ended); how many."""
-        have = self.end - self.start
-        if have >= need:
-            return have
-        # what is left (under a block) goes to the front and the stream fills the rest: one
-        # big read, not one per header (a copy first: the two ranges may overlap)
-        self.buf[:have] = self.buf[self.start:self.end]
-        self.start, self.end = 0, have
-        while self.end < need:
-            n = self._read(self.end)
-            if not n:
-                break
-            self.end += n
-        return self.end
-
     def _pieces(self, n: int, header_at: int = -1, data: bool = False):
-        """The next n bytes as memoryview slices of the buffer, each consumed as it is given
+        """The next n bytes as memoryview slices of what was read, each consumed as it is given
         (data: the current entry's, counted off what is left of it)."""
         while n:
-            if self.start == self.end:
-                self.start = self.end = 0
-                self.end = self._read(0)
-                if not self.end:
-                    raise Truncated(self.offset, header_at, self.current, False, self.previous)
-                # a pipe gives 64 KiB a read: the consumer gets bigger pieces (fewer writes,
-                # hash updates) when the buffer fills up to what is wanted first
-                while self.end < min(n, len(self.buf)):
-                    got = self._read(self.end)
-                    if not got:
-                        break
-                    self.end += got
+            if self.start == self.end and not self._refill(min(n, self.chunk)):
+                raise Truncated(self.offset, header_at, self.current, False, self.previous)
             take = min(n, self.end - self.start)
             piece = self.view[self.start:self.start + take]
             self.start += take
@@ -102,7 +95,7 @@ class TarReader:
             yield piece
 
     def _skip(self, n: int) -> None:
-        if n <= self.end - self.start:      # most often: it is in the buffer already
+        if n <= self.end - self.start:      # most often: it is there already
             self.start += n
             return
         for _ in self._pieces(n):
@@ -110,8 +103,7 @@ class TarReader:
 
     def drain(self) -> None:
         """The rest of the stream, through the tap."""
-        self.start = self.end = 0
-        while self._read(0):
+        while self._refill(self.chunk):
             pass
 
     # -- entries --------------------------------------------------------------------------------
@@ -136,12 +128,19 @@ class TarReader:
             self.drain()
 
     def _block(self, at: int) -> bytes:
-        have = self._fill(BLOCK)
-        if have < BLOCK:
-            raise Truncated(at + have, at, None, have == 0, self.previous)
-        block = bytes(self.view[self.start:self.start + BLOCK])
-        self.start += BLOCK
-        return block
+        if self.end - self.start >= BLOCK:
+            block = bytes(self.view[self.start:self.start + BLOCK])
+            self.start += BLOCK
+            return block
+        parts, got = [], 0              # across two reads of the stream
+        while got < BLOCK:
+            if self.start == self.end and not self._refill(BLOCK - got):
+                raise Truncated(at + got, at, None, got == 0, self.previous)
+            take = min(BLOCK - got, self.end - self.start)
+            parts.append(bytes(self.view[self.start:self.start + take]))
+            self.start += take
+            got += take
+        return b"".join(parts)
 
     def _next(self) -> Entry | None:
         pax: dict[bytes, bytes] = {}
@@ -154,7 +153,7 @@ class TarReader:
                 # archive/tar, which containerd uses, reads it); a header after one zero block
                 # is a damaged archive, not its end: the entries after it would be dropped
                 # while a hash of the stream still matched
-                if not self._fill(BLOCK):
+                if self.start == self.end and not self._refill(BLOCK):
                     return None
                 if self._block(at + BLOCK) != ZERO:
                     raise BadHeader(at + BLOCK, "invalid tar header: a header after a single "

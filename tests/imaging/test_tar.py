@@ -27,11 +27,11 @@ BIG = random.Random(7).randbytes((3 << 20) + 123)     # spans the reader's 1 MiB
 ZERO = bytes(512)
 
 
-def make_tree(root, exotic: bool, fifo: bool = True) -> None:
+def make_tree(root, exotic: bool, fifo: bool = True, big: bytes = BIG) -> None:
     """Files of every kind (v7 has no fifos); exotic: what ustar and v7 cannot hold (long
     names; a big uid and an mtime before 1970, with the caller's tar options)."""
     (root / "d").mkdir(parents=True)
-    (root / "d/big").write_bytes(BIG)
+    (root / "d/big").write_bytes(big)
     (root / "d/small").write_bytes(b"small\n")
     (root / "d/empty").write_bytes(b"")
     os.chmod(root / "d/small", 0o4755)
@@ -328,3 +328,25 @@ def test_a_bomb_comes_out_a_buffer_at_a_time():
     while n := stream.readinto(buf):
         total, most = total + n, max(most, n)
     assert total == 256 << 20 and most <= 1 << 16
+
+
+@pytest.mark.parametrize("chunk", [1, 511, 513, 700, 4096])
+def test_headers_and_data_across_reads(tmp_path, chunk):
+    """Reads of any size (a reader's buffer, a decompressor's output): headers, PAX records
+    and data that straddle them read the same."""
+    make_tree(tmp_path / "src", exotic=True, big=BIG[:70_000])
+    data = gnu_tar(tmp_path / "src", "posix")
+    want = reference(data)
+    for stream in (io.BytesIO(data), compression.open_stream(io.BytesIO(gzip.compress(data)))):
+        assert ours_chunked(stream, chunk) == want
+
+
+def ours_chunked(stream, chunk: int) -> list[tuple]:
+    out = []
+    reader = TarReader(stream, chunk=chunk)
+    for e in reader:
+        body = reader.read_all(e)
+        out.append((e.path.rstrip("/"), bytes([e.type]), len(body), e.mode, e.uid, e.gid,
+                    e.mtime_ns // 1_000_000_000, os.fsdecode(e.linkname),
+                    hashlib.sha256(body).hexdigest()))
+    return out
