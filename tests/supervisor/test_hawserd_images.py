@@ -191,3 +191,16 @@ def test_a_saved_commit_loads_and_runs_in_podman_and_ctr(hawserd, loaded, tmp_pa
     ctd.ctr("images", "import", out)
     assert {"example.com/saved/commit:1", "docker.io/library/busybox:e2e"} <= \
         set(ctd.ids("images"))
+
+
+def test_run_it_from_an_image(hawserd, loaded):
+    from clients_harness import PtyProcess, pty_conversation
+    term = PtyProcess([HAWSERCTL, "--address", hawserd.address, "run", "-it", "--rm", loaded,
+                       "sh"])
+    try:
+        pty_conversation(term)
+        assert term.wait() == 5, term.text()
+    finally:
+        term.close()
+    assert hawserd.ctl("ps", "-aq").stdout == ""
+    assert mounts_under(hawserd.state) == []
