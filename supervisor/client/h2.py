@@ -343,18 +343,22 @@ class Connection:
     def _settings(self, payload: bytes) -> None:
         if len(payload) % 6:
             raise ProtocolError(FRAME_SIZE_ERROR, "SETTINGS length")
-        with self.lock:
-            for i in range(0, len(payload), 6):
-                key = int.from_bytes(payload[i:i + 2], "big")
-                value = int.from_bytes(payload[i + 2:i + 6], "big")
-                if key == INITIAL_WINDOW_SIZE:
-                    for st in self.streams.values():
-                        st.send_window += value - self.peer_window
-                    self.peer_window = value
-                elif key == MAX_FRAME_SIZE:
-                    self.peer_frame_max = value
-                # HEADER_TABLE_SIZE: our encoder never indexes; the others need nothing of us
-        self._write(frame(SETTINGS, ACK, 0))
+        # The ACK goes out before any frame sized by the new values: grpc holds us to its
+        # old SETTINGS_MAX_FRAME_SIZE until it has our ACK (a 64 KiB DATA frame sent just
+        # before it was refused). Holding the send lock across both keeps writers behind it.
+        with self.send_lock:
+            with self.lock:
+                for i in range(0, len(payload), 6):
+                    key = int.from_bytes(payload[i:i + 2], "big")
+                    value = int.from_bytes(payload[i + 2:i + 6], "big")
+                    if key == INITIAL_WINDOW_SIZE:
+                        for st in self.streams.values():
+                            st.send_window += value - self.peer_window
+                        self.peer_window = value
+                    elif key == MAX_FRAME_SIZE:
+                        self.peer_frame_max = value
+                    # HEADER_TABLE_SIZE: our encoder never indexes; the others need nothing
+            self.sock.sendall(frame(SETTINGS, ACK, 0))
         self.window_changed.set()
 
     def _goaway(self, payload: bytes) -> None:
