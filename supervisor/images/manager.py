@@ -54,29 +54,30 @@ class ImageManager:
         return res
 
     def find(self, ref: str) -> dict:
-        """The image record a reference names: a name (normalized as docker does), an image id
-        or a unique prefix of it (with or without sha256:), a target digest."""
+        """The image record a reference names, as docker looks it up: a name (normalized), else
+        an image id or a unique prefix of it (with or without sha256:), or a target digest."""
         if not ref:
             raise ApiError("INVALID_ARGUMENT", "no image given")
         hexpart = ref[7:] if ref.startswith("sha256:") else ref
-        if hexpart and HEX.issuperset(hexpart) and (ref.startswith("sha256:") or
-                                                    len(hexpart) >= 4):
+        is_hex = bool(hexpart) and HEX.issuperset(hexpart)
+        name_error = None
+        if not (ref.startswith("sha256:") or (is_hex and len(hexpart) == 64)):
+            try:
+                rec = self.images.get(refs.parse(ref).name)
+                if rec is not None:
+                    return rec
+            except refs.ReferenceError as e:
+                name_error = e
+        if is_hex:
             by_id = self._by_id_prefix(hexpart)
             if len(by_id) == 1:
                 return by_id[0]
             if len(by_id) > 1:
                 raise ApiError("INVALID_ARGUMENT", f"{ref!r} matches {len(by_id)} images: give "
                                                    "more of the id")
-            if ref.startswith("sha256:") or len(hexpart) == 64:
-                raise ApiError("NOT_FOUND", f"no such image: {ref}")
-        try:
-            name = refs.parse(ref).name
-        except refs.ReferenceError as e:
-            raise ApiError("INVALID_ARGUMENT", f"invalid reference {ref!r}: {e}") from None
-        rec = self.images.get(name)
-        if rec is None:
-            raise ApiError("NOT_FOUND", f"no such image: {ref}")
-        return rec
+        elif name_error is not None:
+            raise ApiError("INVALID_ARGUMENT", f"invalid reference {ref!r}: {name_error}")
+        raise ApiError("NOT_FOUND", f"no such image: {ref}")
 
     def _by_id_prefix(self, hexpart: str) -> list[dict]:
         """One record per image whose id or target starts with hexpart (its first name)."""

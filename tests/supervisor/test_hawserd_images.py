@@ -204,3 +204,20 @@ def test_run_it_from_an_image(hawserd, loaded):
         term.close()
     assert hawserd.ctl("ps", "-aq").stdout == ""
     assert mounts_under(hawserd.state) == []
+
+
+def test_images_by_id_and_by_names_that_look_like_ids(hawserd, loaded):
+    [img] = json.loads(hawserd.ctl("inspect", loaded).stdout)
+    short = img["Id"][7:19]
+    assert hawserd.ctl("images", "-q").stdout == f"{short}\n"
+    assert json.loads(hawserd.ctl("inspect", short).stdout)[0]["Id"] == img["Id"]
+    hawserd.ctl("tag", short, "beef")                  # a name made of hex digits
+    hawserd.ctl("tag", loaded, "other:1")
+    assert json.loads(hawserd.ctl("inspect", "beef").stdout)[0]["Id"] == img["Id"]
+    p = hawserd.ctl("rmi", img["Id"], check=False)     # an id with several names needs -f
+    assert p.returncode != 0 and "must be forced" in p.stderr
+    p = hawserd.ctl("rmi", "-f", img["Id"])
+    assert sorted(p.stdout.splitlines()[:3]) == ["Untagged: beef:latest", "Untagged: busybox:e2e",
+                                                 "Untagged: other:1"]
+    assert f"Deleted: {img['Id']}" in p.stdout
+    assert hawserd.ctl("images", "-aq").stdout == ""
