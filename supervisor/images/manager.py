@@ -13,7 +13,8 @@ from supervisor.errors import ApiError
 from supervisor.images import config as imgconfig
 from supervisor.images import gc, manifest, refs
 from supervisor.images.store import ImageStore
-from supervisor.images.unpack import Unpacker
+from supervisor.images.unpack import Unpacker, UnpackError
+from supervisor.snapshots.layerstream import LayerError
 from supervisor.snapshots.overlay import Snapshotter
 
 logger = logging.getLogger("hawserd")
@@ -198,8 +199,12 @@ class ImageManager:
             self.unpacker.unpack(res, progress)
         except ApiError:
             raise
+        except (LayerError, UnpackError) as e:    # the image's own content is wrong
+            raise ApiError("RESOURCE_EXHAUSTED" if disk_full(e) else "INVALID_ARGUMENT",
+                           f"unpack of {target}: {e}") from None
         except Exception as e:
-            raise ApiError("FAILED_PRECONDITION", f"unpack of {target}: {e}") from None
+            raise ApiError("RESOURCE_EXHAUSTED" if disk_full(e) else "FAILED_PRECONDITION",
+                           f"unpack of {target}: {e}") from None
         out = []
         for name in names or [target]:
             out.append(self.set_name(name, target, media_type, labels))
@@ -226,6 +231,17 @@ class ImageManager:
         dirs = [self.snapshots.upper(chains[-1])] + self.snapshots.lowers(chains[-1]) \
             if chains else []
         return lambda path: imgconfig.read_layered(dirs, path)
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether a full disk is behind an error (readers word ENOSPC as their own errors)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == 28:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _dangling(name: str) -> bool:

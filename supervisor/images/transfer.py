@@ -5,7 +5,7 @@ name, and what it wrote goes at the next collection."""
 from supervisor.content.store import ContentError
 from supervisor.errors import ApiError
 from supervisor.images import archive, manifest, refs, rootfs
-from supervisor.images.manager import REPO_DIGESTS_LABEL, ImageManager
+from supervisor.images.manager import REPO_DIGESTS_LABEL, ImageManager, disk_full
 
 
 def collect_after_failure(fn):
@@ -31,7 +31,7 @@ def load(mgr: ImageManager, stream, progress) -> list[dict]:
         try:
             loaded = archive.read_archive(stream, mgr.content, progress=_status(progress))
         except (archive.ArchiveError, ContentError) as e:
-            raise ApiError("RESOURCE_EXHAUSTED" if _disk_full(e) else "INVALID_ARGUMENT",
+            raise ApiError("RESOURCE_EXHAUSTED" if disk_full(e) else "INVALID_ARGUMENT",
                            f"load: {e}") from None
         except OSError as e:
             raise ApiError("RESOURCE_EXHAUSTED" if e.errno == 28 else "INTERNAL",
@@ -67,7 +67,7 @@ def import_tar(mgr: ImageManager, stream, name: str, changes, message: str, prog
             target, media_type = rootfs.import_rootfs(stream, mgr.content, changes=changes,
                                                       message=message, platform=mgr.platform)
         except ValueError as e:
-            raise ApiError("RESOURCE_EXHAUSTED" if _disk_full(e) else "INVALID_ARGUMENT",
+            raise ApiError("RESOURCE_EXHAUSTED" if disk_full(e) else "INVALID_ARGUMENT",
                            f"import: {e}") from None
         except OSError as e:
             raise ApiError("RESOURCE_EXHAUSTED" if e.errno == 28 else "INVALID_ARGUMENT",
@@ -123,17 +123,6 @@ def push(mgr: ImageManager, ref: str, auth, progress) -> str:
                    labels={**(rec.get("labels") or {}), REPO_DIGESTS_LABEL: _repo_digests(
                        rec, f"{parsed.repository}@{digest}")})
     return digest
-
-
-def _disk_full(e: BaseException) -> bool:
-    """Whether a full disk is behind an error the archive reader words as its own."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno == 28:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
 
 
 def _mount_source(mgr: ImageManager, ref) -> str | None:

@@ -37,10 +37,6 @@ class Unpacker:
         with self.guard:
             return self.locks.setdefault(chain, threading.Lock())
 
-    def missing(self, resolved) -> list[int]:
-        chains = manifest.chain_ids(resolved.diff_ids)
-        return [i for i, c in enumerate(chains) if self.snapshots.stat(c) is None]
-
     def unpack(self, resolved, progress=None) -> list[str]:
         """Every layer of the resolved image as a committed snapshot; the chain ids."""
         chains = manifest.chain_ids(resolved.diff_ids)

@@ -237,7 +237,8 @@ def test_duplicate_names_and_ids_are_already_exists(hawserd, api, busybox_rootfs
     assert sorted(r["name"] for r in recs) == ["race", "twin"]
     bundles = hawserd.state / "bundles"
     assert sorted(os.listdir(bundles)) == sorted(r["id"] for r in recs)
-    assert sorted(os.listdir(hawserd.root / "containers")) == sorted(r["id"] for r in recs)
+    logs = hawserd.root / "containers"      # a log directory comes with a first task: none yet
+    assert not logs.exists() or os.listdir(logs) == []
     # the name is free again once its container is gone
     hawserd.ctl("rm", "twin")
     hawserd.ctl("run", "--rm", "--name", "twin", "--rootfs", busybox_rootfs, "true")

@@ -123,6 +123,7 @@ def test_a_layer_entry_escaping_its_snapshot(hawserd, busybox_rootfs, tmp_path):
     archive = layout_archive(tmp_path / "evil.tar", [img], False, "evil")
     p = hawserd.ctl("load", "-i", archive, check=False)
     assert p.returncode == 125 and ".." in p.stderr, p.stderr
+    assert "(INVALID_ARGUMENT)" in p.stderr
     assert os.listdir(canary) == []
     assert_empty_and_clean(hawserd)
 
