@@ -5,6 +5,8 @@ import sqlite3
 import threading
 import time
 
+from supervisor import sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
@@ -51,9 +53,7 @@ class NameTaken(Exception):
 
 class Store:
     def __init__(self, path: str):
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = sqlite.connect(path)
         self.db.executescript(SCHEMA)
         have = {row[1] for row in self.db.execute("PRAGMA table_info(containers)")}
         for column, decl in ADDED:

@@ -4,10 +4,10 @@ the content store; a name moves when put() is given another target (a tag that m
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 
+from supervisor import sqlite
 from supervisor.content.store import ContentError, check_digest
 from supervisor.images.refs import ReferenceError, parse
 
@@ -28,11 +28,7 @@ FIELDS = ("name", "target", "media_type", "size", "created", "updated", "labels"
 
 class ImageStore:
     def __init__(self, db_path: str):
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        # other services hold their own connections to meta.db: wait for theirs, not fail
-        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db = sqlite.connect(db_path)
         self.db.executescript(SCHEMA)
         self.lock = threading.Lock()
 

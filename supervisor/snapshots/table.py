@@ -11,6 +11,8 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 
+from supervisor import sqlite
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,   -- its directories' name: never reused
@@ -61,10 +63,7 @@ class Info:
 
 class Table:
     def __init__(self, db_path: str):
-        self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None,
-                                  timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = sqlite.connect(db_path)
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
