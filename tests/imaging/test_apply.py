@@ -18,20 +18,9 @@ import layers
 from layers import device, dir, fifo, file, hardlink, opaque, symlink, whiteout
 from supervisor.snapshots import apply, diff
 from supervisor.snapshots.apply import LayerError, MissingLinkTarget
-from supervisor.snapshots.overlay import Snapshotter
 
 CAP_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")   # cap_net_raw+ep
 LONG = "deep/" + "d" * 120 + "/" + "n" * 150
-
-
-@pytest.fixture
-def snaps(tmp_path):
-    s = Snapshotter(str(tmp_path / "root"), str(tmp_path / "meta.db"))
-    try:
-        yield s
-    finally:
-        layers.unmount_under(tmp_path)
-        s.close()
 
 
 BASE = layers.tar_bytes(

@@ -44,16 +44,6 @@ EXPECTED = [
 ]
 
 
-@pytest.fixture
-def snaps(tmp_path):
-    s = Snapshotter(str(tmp_path / "root"), str(tmp_path / "meta.db"))
-    try:
-        yield s
-    finally:
-        layers.unmount_under(tmp_path)
-        s.close()
-
-
 def a_container(snaps, tmp_path):
     """A container on BASE+TOP that changed its root filesystem through its mount."""
     layers.commit_layer(snaps, "base", BASE)

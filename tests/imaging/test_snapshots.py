@@ -19,16 +19,6 @@ from supervisor.snapshots.overlay import MOUNT_DATA_MAX, AlreadyExists, InUse, N
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture
-def snaps(tmp_path):
-    s = Snapshotter(str(tmp_path / "root"), str(tmp_path / "meta.db"))
-    try:
-        yield s
-    finally:
-        layers.unmount_under(tmp_path)
-        s.close()
-
-
 def entries(snaps) -> list[str]:
     return sorted(os.listdir(snaps.dir))
 
