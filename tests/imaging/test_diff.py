@@ -15,7 +15,6 @@ import layers
 from layers import dir, file, whiteout
 from supervisor.snapshots import apply, diff
 from supervisor.snapshots.diff import DiffError
-from supervisor.snapshots.overlay import Snapshotter
 
 BASE = layers.tar_bytes(
     dir("etc"), file("etc/passwd", b"root:x:0:0\n"), file("etc/hostname", b"base\n"),
