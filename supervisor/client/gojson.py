@@ -1,7 +1,7 @@
 """Go's encoding/json output of the Python values gofmt.py describes (json.Marshal, an Encoder
 without HTML escaping, MarshalIndent), and their JSON as interface {} decodes it (docker
 inspect's second try of a template)."""
-from supervisor.client.gofmt import NIL, Map, Slice, Struct, Time, json_float
+from supervisor.client.gofmt import NIL, Map, Slice, Struct, Time, json_float, type_name
 
 
 def _json_string(s: str, escape_html: bool) -> str:

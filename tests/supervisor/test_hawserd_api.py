@@ -1,7 +1,6 @@
 """hawserd's gRPC API directly: events from the shims reach Subscribe; pause/unpause, kill -s."""
 from __future__ import annotations
 
-import json
 import threading
 
 import grpc

@@ -4,7 +4,6 @@ of Tasks.Attach."""
 from __future__ import annotations
 
 import fcntl
-import json
 import signal
 import struct
 import subprocess

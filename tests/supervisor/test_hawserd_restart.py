@@ -1,7 +1,6 @@
 """Restart policies applied by hawserd, and the stop signal used by stop."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
