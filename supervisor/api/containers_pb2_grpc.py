@@ -70,6 +70,16 @@ class ContainersStub:
                 request_serializer=hawser_dot_v1_dot_containers__pb2.DiffRequest.SerializeToString,
                 response_deserializer=hawser_dot_v1_dot_containers__pb2.DiffResponse.FromString,
                 _registered_method=True)
+        self.CopyFrom = channel.unary_stream(
+                '/hawser.v1.Containers/CopyFrom',
+                request_serializer=hawser_dot_v1_dot_containers__pb2.CopyFromRequest.SerializeToString,
+                response_deserializer=hawser_dot_v1_dot_containers__pb2.CopyChunk.FromString,
+                _registered_method=True)
+        self.CopyTo = channel.stream_unary(
+                '/hawser.v1.Containers/CopyTo',
+                request_serializer=hawser_dot_v1_dot_containers__pb2.CopyToRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class ContainersServicer:
@@ -121,6 +131,20 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CopyFrom(self, request, context):
+        """docker cp: a tar of a path in the container's root filesystem (its last component the
+        tar's top), and a tar unpacked into a directory of it (the first request names it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CopyTo(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +182,16 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.Diff,
                     request_deserializer=hawser_dot_v1_dot_containers__pb2.DiffRequest.FromString,
                     response_serializer=hawser_dot_v1_dot_containers__pb2.DiffResponse.SerializeToString,
+            ),
+            'CopyFrom': grpc.unary_stream_rpc_method_handler(
+                    servicer.CopyFrom,
+                    request_deserializer=hawser_dot_v1_dot_containers__pb2.CopyFromRequest.FromString,
+                    response_serializer=hawser_dot_v1_dot_containers__pb2.CopyChunk.SerializeToString,
+            ),
+            'CopyTo': grpc.stream_unary_rpc_method_handler(
+                    servicer.CopyTo,
+                    request_deserializer=hawser_dot_v1_dot_containers__pb2.CopyToRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +383,60 @@ class Containers:
             '/hawser.v1.Containers/Diff',
             hawser_dot_v1_dot_containers__pb2.DiffRequest.SerializeToString,
             hawser_dot_v1_dot_containers__pb2.DiffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyFrom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/hawser.v1.Containers/CopyFrom',
+            hawser_dot_v1_dot_containers__pb2.CopyFromRequest.SerializeToString,
+            hawser_dot_v1_dot_containers__pb2.CopyChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CopyTo(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/hawser.v1.Containers/CopyTo',
+            hawser_dot_v1_dot_containers__pb2.CopyToRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,12 @@ MESSAGES = {
     'hawser.v1.CommitResponse': (
         ('image', 1, 11, 'hawser.v1.Image'),
     ),
+    'hawser.v1.ConnectRequest': (
+        ('network', 1, 9, None),
+        ('container', 2, 9, None),
+        ('aliases', 3, 'repeated:9', None),
+        ('ip_address', 4, 9, None),
+    ),
     'hawser.v1.Container': (
         ('id', 1, 9, None),
         ('name', 2, 9, None),
@@ -66,6 +72,8 @@ MESSAGES = {
         ('image_id', 16, 9, None),
         ('started_at', 17, 11, 'google.protobuf.Timestamp'),
         ('snapshot', 18, 9, None),
+        ('endpoints', 19, 'repeated:11', 'hawser.v1.Endpoint'),
+        ('published', 20, 'repeated:11', 'hawser.v1.PortBinding'),
     ),
     'hawser.v1.ContainerConfig': (
         ('args', 1, 'repeated:9', None),
@@ -86,6 +94,26 @@ MESSAGES = {
         ('entrypoint_set', 16, 8, None),
         ('exposed_ports', 17, 'repeated:9', None),
         ('volumes', 18, 'repeated:9', None),
+        ('network_mode', 19, 9, None),
+        ('network_aliases', 20, 'repeated:9', None),
+        ('ports', 21, 'repeated:11', 'hawser.v1.PortBinding'),
+        ('publish_all', 22, 8, None),
+        ('links', 23, 'repeated:9', None),
+        ('dns', 24, 'repeated:9', None),
+        ('dns_search', 25, 'repeated:9', None),
+        ('extra_hosts', 26, 'repeated:9', None),
+    ),
+    'hawser.v1.CopyChunk': (
+        ('data', 1, 12, None),
+    ),
+    'hawser.v1.CopyFromRequest': (
+        ('id', 1, 9, None),
+        ('path', 2, 9, None),
+    ),
+    'hawser.v1.CopyToRequest': (
+        ('id', 1, 9, None),
+        ('path', 2, 9, None),
+        ('data', 3, 12, None),
     ),
     'hawser.v1.CreateContainerRequest': (
         ('id', 1, 9, None),
@@ -99,12 +127,23 @@ MESSAGES = {
     'hawser.v1.CreateContainerResponse': (
         ('container', 1, 11, 'hawser.v1.Container'),
     ),
+    'hawser.v1.CreateNetworkRequest': (
+        ('name', 1, 9, None),
+        ('subnet', 2, 9, None),
+        ('gateway', 3, 9, None),
+        ('internal', 4, 8, None),
+        ('labels', 5, 'map:9:9', None),
+    ),
     'hawser.v1.CreateTaskRequest': (
         ('container_id', 1, 9, None),
     ),
     'hawser.v1.CreateTaskResponse': (
         ('container_id', 1, 9, None),
         ('pid', 2, 13, None),
+    ),
+    'hawser.v1.CreateVolumeRequest': (
+        ('name', 1, 9, None),
+        ('labels', 2, 'map:9:9', None),
     ),
     'hawser.v1.DeleteContainerRequest': (
         ('id', 1, 9, None),
@@ -118,6 +157,9 @@ MESSAGES = {
         ('untagged', 1, 'repeated:9', None),
         ('deleted', 2, 'repeated:9', None),
     ),
+    'hawser.v1.DeleteNetworkRequest': (
+        ('ref', 1, 9, None),
+    ),
     'hawser.v1.DeleteTaskRequest': (
         ('container_id', 1, 9, None),
         ('exec_id', 2, 9, None),
@@ -129,11 +171,30 @@ MESSAGES = {
         ('exit_status', 3, 13, None),
         ('exited_at', 4, 11, 'google.protobuf.Timestamp'),
     ),
+    'hawser.v1.DeleteVolumeRequest': (
+        ('name', 1, 9, None),
+        ('force', 2, 8, None),
+    ),
     'hawser.v1.DiffRequest': (
         ('id', 1, 9, None),
     ),
     'hawser.v1.DiffResponse': (
         ('changes', 1, 'repeated:11', 'hawser.v1.Change'),
+    ),
+    'hawser.v1.DisconnectRequest': (
+        ('network', 1, 9, None),
+        ('container', 2, 9, None),
+        ('force', 3, 8, None),
+    ),
+    'hawser.v1.Endpoint': (
+        ('network', 1, 9, None),
+        ('network_id', 2, 9, None),
+        ('ip_address', 3, 9, None),
+        ('prefix_len', 4, 13, None),
+        ('gateway', 5, 9, None),
+        ('mac_address', 6, 9, None),
+        ('aliases', 7, 'repeated:9', None),
+        ('interface', 8, 9, None),
     ),
     'hawser.v1.Envelope': (
         ('timestamp', 1, 11, 'google.protobuf.Timestamp'),
@@ -167,6 +228,12 @@ MESSAGES = {
     ),
     'hawser.v1.GetImageResponse': (
         ('image', 1, 11, 'hawser.v1.Image'),
+    ),
+    'hawser.v1.GetNetworkRequest': (
+        ('ref', 1, 9, None),
+    ),
+    'hawser.v1.GetVolumeRequest': (
+        ('name', 1, 9, None),
     ),
     'hawser.v1.HealthResponse': (
         ('serving', 1, 8, None),
@@ -211,6 +278,18 @@ MESSAGES = {
     'hawser.v1.ListImagesResponse': (
         ('images', 1, 'repeated:11', 'hawser.v1.Image'),
     ),
+    'hawser.v1.ListNetworksRequest': (
+        ('filters', 1, 'repeated:9', None),
+    ),
+    'hawser.v1.ListNetworksResponse': (
+        ('networks', 1, 'repeated:11', 'hawser.v1.Network'),
+    ),
+    'hawser.v1.ListVolumesRequest': (
+        ('filters', 1, 'repeated:9', None),
+    ),
+    'hawser.v1.ListVolumesResponse': (
+        ('volumes', 1, 'repeated:11', 'hawser.v1.Volume'),
+    ),
     'hawser.v1.LoadRequest': (
         ('path', 1, 9, None),
         ('data', 2, 12, None),
@@ -229,6 +308,28 @@ MESSAGES = {
         ('source', 1, 9, None),
         ('destination', 2, 9, None),
         ('read_only', 3, 8, None),
+        ('type', 4, 9, None),
+        ('options', 5, 'repeated:9', None),
+    ),
+    'hawser.v1.Network': (
+        ('id', 1, 9, None),
+        ('name', 2, 9, None),
+        ('driver', 3, 9, None),
+        ('subnet', 4, 9, None),
+        ('gateway', 5, 9, None),
+        ('bridge', 6, 9, None),
+        ('internal', 7, 8, None),
+        ('labels', 8, 'map:9:9', None),
+        ('created', 9, 11, 'google.protobuf.Timestamp'),
+        ('endpoints', 10, 'repeated:11', 'hawser.v1.NetworkEndpoint'),
+    ),
+    'hawser.v1.NetworkEndpoint': (
+        ('container_id', 1, 9, None),
+        ('container_name', 2, 9, None),
+        ('endpoint', 3, 11, 'hawser.v1.Endpoint'),
+    ),
+    'hawser.v1.NetworkResponse': (
+        ('network', 1, 11, 'hawser.v1.Network'),
     ),
     'hawser.v1.PauseRequest': (
         ('container_id', 1, 9, None),
@@ -239,6 +340,12 @@ MESSAGES = {
     'hawser.v1.PidsResponse': (
         ('processes', 1, 'repeated:11', 'hawser.v1.ProcessInfo'),
     ),
+    'hawser.v1.PortBinding': (
+        ('host_ip', 1, 9, None),
+        ('host_port', 2, 13, None),
+        ('container_port', 3, 13, None),
+        ('protocol', 4, 9, None),
+    ),
     'hawser.v1.ProcessInfo': (
         ('pid', 1, 13, None),
     ),
@@ -248,6 +355,14 @@ MESSAGES = {
         ('current', 3, 3, None),
         ('total', 4, 3, None),
         ('image', 5, 11, 'hawser.v1.Image'),
+    ),
+    'hawser.v1.PruneVolumesRequest': (
+        ('filters', 1, 'repeated:9', None),
+        ('all', 2, 8, None),
+    ),
+    'hawser.v1.PruneVolumesResponse': (
+        ('deleted', 1, 'repeated:9', None),
+        ('space_reclaimed', 2, 4, None),
     ),
     'hawser.v1.PullRequest': (
         ('ref', 1, 9, None),
@@ -343,6 +458,18 @@ MESSAGES = {
         ('default_runtime', 4, 9, None),
         ('pid', 5, 13, None),
     ),
+    'hawser.v1.Volume': (
+        ('name', 1, 9, None),
+        ('driver', 2, 9, None),
+        ('mountpoint', 3, 9, None),
+        ('created', 4, 11, 'google.protobuf.Timestamp'),
+        ('labels', 5, 'map:9:9', None),
+        ('containers', 6, 'repeated:9', None),
+        ('anonymous', 7, 8, None),
+    ),
+    'hawser.v1.VolumeResponse': (
+        ('volume', 1, 11, 'hawser.v1.Volume'),
+    ),
     'hawser.v1.WaitRequest': (
         ('container_id', 1, 9, None),
         ('exec_id', 2, 9, None),
@@ -360,6 +487,8 @@ ENUMS = {
 
 SERVICES = {
     'hawser.v1.Containers': {
+        'CopyFrom': ('hawser.v1.CopyFromRequest', 'hawser.v1.CopyChunk'),
+        'CopyTo': ('hawser.v1.CopyToRequest', 'google.protobuf.Empty'),
         'Create': ('hawser.v1.CreateContainerRequest', 'hawser.v1.CreateContainerResponse'),
         'Delete': ('hawser.v1.DeleteContainerRequest', 'google.protobuf.Empty'),
         'Diff': ('hawser.v1.DiffRequest', 'hawser.v1.DiffResponse'),
@@ -386,6 +515,14 @@ SERVICES = {
         'Save': ('hawser.v1.SaveRequest', 'hawser.v1.SaveResponse'),
         'Tag': ('hawser.v1.TagImageRequest', 'hawser.v1.TagImageResponse'),
     },
+    'hawser.v1.Networks': {
+        'Connect': ('hawser.v1.ConnectRequest', 'google.protobuf.Empty'),
+        'Create': ('hawser.v1.CreateNetworkRequest', 'hawser.v1.NetworkResponse'),
+        'Delete': ('hawser.v1.DeleteNetworkRequest', 'google.protobuf.Empty'),
+        'Disconnect': ('hawser.v1.DisconnectRequest', 'google.protobuf.Empty'),
+        'Get': ('hawser.v1.GetNetworkRequest', 'hawser.v1.NetworkResponse'),
+        'List': ('hawser.v1.ListNetworksRequest', 'hawser.v1.ListNetworksResponse'),
+    },
     'hawser.v1.Tasks': {
         'Attach': ('hawser.v1.AttachRequest', 'hawser.v1.AttachResponse'),
         'CloseIO': ('hawser.v1.CloseIORequest', 'google.protobuf.Empty'),
@@ -407,9 +544,18 @@ SERVICES = {
     'hawser.v1.Version': {
         'Version': ('google.protobuf.Empty', 'hawser.v1.VersionResponse'),
     },
+    'hawser.v1.Volumes': {
+        'Create': ('hawser.v1.CreateVolumeRequest', 'hawser.v1.VolumeResponse'),
+        'Delete': ('hawser.v1.DeleteVolumeRequest', 'google.protobuf.Empty'),
+        'Get': ('hawser.v1.GetVolumeRequest', 'hawser.v1.VolumeResponse'),
+        'List': ('hawser.v1.ListVolumesRequest', 'hawser.v1.ListVolumesResponse'),
+        'Prune': ('hawser.v1.PruneVolumesRequest', 'hawser.v1.PruneVolumesResponse'),
+    },
 }
 
 STREAMS = {
+    'hawser.v1.Containers/CopyFrom': (False, True),
+    'hawser.v1.Containers/CopyTo': (True, False),
     'hawser.v1.Containers/Logs': (False, True),
     'hawser.v1.Events/Subscribe': (False, True),
     'hawser.v1.Images/Import': (True, True),
