@@ -20,8 +20,9 @@ class NamespaceError(OSError):
     pass
 
 
-def _in_namespace(netns_path: str, make):
-    """make() called in a fresh thread that has joined the namespace at netns_path."""
+def run_in(netns_path: str, make):
+    """make() called in a fresh thread that has joined the namespace at netns_path; its
+    result returned (its OSError raised) in the caller's thread."""
     result: list = []
 
     def enter_and_make():
@@ -33,11 +34,15 @@ def _in_namespace(netns_path: str, make):
             return
         try:
             syscall.get().setns(fd, CLONE_NEWNET)
-            result.append(make())
         except OSError as e:
             result.append(NamespaceError(e.errno, f"network namespace {netns_path}: {e}"))
+            return
         finally:
             os.close(fd)
+        try:
+            result.append(make())
+        except BaseException as e:  # handed to the caller's thread
+            result.append(e)
         # The thread ends here, still in the namespace: nothing to restore.
 
     helper = threading.Thread(target=enter_and_make, name="hawser-netns", daemon=True)
@@ -53,7 +58,7 @@ def netlink_socket(netns_path: str | None) -> socket.socket:
     def make():
         return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
                              NETLINK_ROUTE)
-    return make() if netns_path is None else _in_namespace(netns_path, make)
+    return make() if netns_path is None else run_in(netns_path, make)
 
 
 def same_namespace(netns_path: str) -> bool:

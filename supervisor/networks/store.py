@@ -1,6 +1,8 @@
 """hawserd's networks and their endpoints in meta.db. The endpoints table is the IPAM: an
 address is a row, UNIQUE per network, chosen and inserted in one write transaction, so it is
 never handed out twice, by two threads, two connections or across a restart."""
+from __future__ import annotations  # the method list() shadows the builtin in annotations
+
 import ipaddress
 import json
 import re
