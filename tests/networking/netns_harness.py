@@ -119,8 +119,9 @@ def connect_from_host(host: str, port: int, proto: str = "tcp") -> str:
 
 
 @pytest.fixture
-def make_netns(tmp_path):
-    """make_netns() -> a new TestNetns; all of them removed when the test ends."""
+def make_netns(tmp_path, link_prefix):
+    """make_netns() -> a new TestNetns; all of them removed when the test ends (before
+    link_prefix's check: the veths in them go with them)."""
     made: list[TestNetns] = []
 
     def make() -> TestNetns:
@@ -159,7 +160,12 @@ def link_prefix():
     next test starts clean."""
     prefix = f"{PREFIX}{secrets.token_hex(2)}"
     yield prefix
-    left = sorted(n for n in links() if n.startswith(prefix))
+    # A closed namespace is dismantled by the kernel a little later (cleanup_net runs in a
+    # workqueue): the host ends of its veths go then.
+    deadline = time.monotonic() + 10
+    while (left := sorted(n for n in links() if n.startswith(prefix))) and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
     for name in left:
         subprocess.run(["ip", "link", "delete", name], capture_output=True)
     assert not left, f"interfaces left behind: {left}"

@@ -9,7 +9,7 @@ import pytest
 from supervisor.networks import ipam, netns
 from supervisor.networks.store import (AlreadyExists, Ambiguous, Exhausted, InUse, InvalidConfig,
                                        NetworkStore, NotFound)
-from netns_harness import make_netns  # noqa: F401 (a fixture)
+from netns_harness import link_prefix, make_netns  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
