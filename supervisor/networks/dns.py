@@ -62,12 +62,19 @@ class DnsServer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"dns server on {self.address}:{self.port} is already started")
-        try:
-            self._open()
-        except OSError as err:
-            where = f"{self.address}:{self.port}"
-            self._close()
-            raise OSError(err.errno, f"dns server on {where}: {err.strerror or err}") from None
+        asked = self.port
+        # Port 0 takes UDP's free port, which TCP may have in use: then another one.
+        for attempt in range(5 if asked == 0 else 1):
+            try:
+                self._open()
+                break
+            except OSError as err:
+                where = f"{self.address}:{self.port}"
+                self._close()
+                self.port = asked
+                if asked or attempt == 4 or err.errno != errno.EADDRINUSE:
+                    raise OSError(err.errno, f"dns server on {where}: {err.strerror or err}") \
+                        from None
         # A resolver of the host listed at our own address would send us our own queries back.
         me = (self.address, self.port)
         self.upstreams = [u for u in self.upstreams if u[1][:2] != me]

@@ -119,7 +119,8 @@ class Forward:
             self.last = answer
             self._next()
         else:
-            self._finish(answer)   # relayed as it came: a TC answer tells a UDP client to retry on TCP
+            # Relayed as it came: a TC answer tells a UDP client to ask again on TCP.
+            self._finish(answer)
 
     def expired(self) -> None:
         self._next()
