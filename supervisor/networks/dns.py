@@ -46,6 +46,8 @@ class DnsServer:
             raise ValueError(f"dns server port {port!r} is not a port number (0 to 65535)")
         if not callable(lookup):
             raise ValueError("dns server lookup must be callable: lookup(name) -> [ip...]")
+        if not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"dns upstream timeout {timeout!r} is not a positive number (seconds)")
         if isinstance(upstreams, str):
             raise ValueError(f"dns upstreams must be a list of 'ip[:port]', not {upstreams!r}")
         self.address, self.port = address, port
@@ -62,6 +64,7 @@ class DnsServer:
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError(f"dns server on {self.address}:{self.port} is already started")
+        self._stopping = False
         asked = self.port
         # Port 0 takes UDP's free port, which TCP may have in use: then another one.
         for attempt in range(5 if asked == 0 else 1):

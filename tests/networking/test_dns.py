@@ -299,6 +299,12 @@ def test_stop_leaves_no_thread_no_fd_and_frees_the_port(upstream, silent_udp):
     assert set(threading.enumerate()) == threads
     assert fd_count() == fds
     srv.stop()   # a second stop does nothing
+    srv.start()  # and a stopped server starts again, on its port
+    try:
+        assert addresses(wire.parse(udp_ask(srv.port, pack_query("web")))) == ["10.1.0.2"]
+    finally:
+        srv.stop()
+    assert set(threading.enumerate()) == threads and fd_count() == fds
     # Its port is free again: a server for the same network starts there (hawserd restarting).
     again = DnsServer("127.0.0.1", lambda n: ["10.1.0.2"], [], port=srv.port)
     again.start()
@@ -315,8 +321,10 @@ def test_bad_arguments_and_a_taken_port_leave_nothing(upstream):
         DnsServer("127.0.0.1", lambda n: [], ["1.2.3.4:99999"])
     with pytest.raises(ValueError, match="upstream 'dns.example'"):
         DnsServer("127.0.0.1", lambda n: [], ["dns.example"])
-    with pytest.raises(ValueError, match="port"):
+    with pytest.raises(ValueError, match="port 70000 is not a port number"):
         DnsServer("127.0.0.1", lambda n: [], [], port=70000)
+    with pytest.raises(ValueError, match="timeout 0 is not a positive number"):
+        DnsServer("127.0.0.1", lambda n: [], [], timeout=0)
     threads, fds = set(threading.enumerate()), fd_count()
     taken = DnsServer("127.0.0.1", lambda n: [], [], port=upstream.port)
     with pytest.raises(OSError, match=f"dns server on 127.0.0.1:{upstream.port}"):
