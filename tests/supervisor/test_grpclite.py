@@ -329,7 +329,7 @@ def test_message_to_dict_matches_protobuf():
 
 def test_every_api_message_round_trips_through_protobuf():
     # their types in the pool
-    from supervisor.api import events_pb2, images_pb2, version_pb2  # noqa: F401
+    from supervisor.api import events_pb2, images_pb2, networks_pb2, version_pb2  # noqa: F401
     from google.protobuf import descriptor_pool, message_factory
     from supervisor.api.schema import MESSAGES
     samples = {9: "s-é", 12: b"\x00b", 8: True, 13: 7, 4: 2 ** 63, 3: -3, 5: -2, 14: 1, 1: 0.5}
