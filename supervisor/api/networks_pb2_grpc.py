@@ -373,7 +373,8 @@ class VolumesServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Delete(self, request, context):
-        """Refused (FAILED_PRECONDITION) while a container uses it (force: only if none runs).
+        """Refused (FAILED_PRECONDITION) while any container has it, as docker refuses; force makes a
+        missing volume no error.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -148,6 +148,7 @@ MESSAGES = {
     'hawser.v1.DeleteContainerRequest': (
         ('id', 1, 9, None),
         ('force', 2, 8, None),
+        ('volumes', 3, 8, None),
     ),
     'hawser.v1.DeleteImageRequest': (
         ('ref', 1, 9, None),
@@ -310,6 +311,7 @@ MESSAGES = {
         ('read_only', 3, 8, None),
         ('type', 4, 9, None),
         ('options', 5, 'repeated:9', None),
+        ('propagation', 6, 9, None),
     ),
     'hawser.v1.Network': (
         ('id', 1, 9, None),

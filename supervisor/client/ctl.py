@@ -2,14 +2,18 @@
 
     hawserctl [--address unix:///run/hawserd/hawserd.sock] COMMAND ...
     run [-d] [-i] [-t] [--rm] [--name N] [-e K=V] [-w DIR] [-u USER] [-h HOST] [--memory M] [--cpus N]
-        [--pids-limit N] [--read-only] [-v HOST:DIR[:ro]] [--runtime R] [--restart P]
-        [--stop-signal SIG] --rootfs DIR CMD...
+        [--pids-limit N] [--read-only] [--runtime R] [--restart P] [--stop-signal SIG]
+        [-v SRC:DIR[:MODE]] [--mount SPEC] [--tmpfs DIR[:OPTS]] [-p [IP:][HOST:]PORT[/PROTO]] [-P]
+        [--expose PORT] [--network MODE] [--network-alias A] [--link NAME[:ALIAS]] [--dns IP]
+        [--dns-search DOMAIN] [--add-host NAME:IP] (IMAGE | --rootfs DIR) CMD...
     top ID, stats [--no-stream] [ID...], events [-f FILTER] [--format json]
     exec [-d] [-i] [-t] [-e K=V] [-u USER] [-w DIR] ID CMD...   (exit code: the command's)
     start [-a] [-i] ID..., attach ID   (attached: the exit code is the container's)
     create (same options as run), ps [-a] [-q], inspect, logs [-f] [--tail N],
-    stop [-t S], kill [-s SIG], rm [-f], pause, unpause, wait, version,
+    stop [-t S], kill [-s SIG], rm [-f] [-v], pause, unpause, wait, version,
     update [--memory M] [--cpus N] [--pids-limit N] ID...   (limits of running containers)
+    port ID [PORT], cp [-a] [-L] (ID:SRC DEST | SRC ID:DEST)   (- : a tar on stdin/stdout)
+    network create|ls|inspect|rm|connect|disconnect|prune, volume create|ls|inspect|rm|prune
 """
 import _signal as signal    # signal's constants without its enums (enum: ~3 ms)
 import os
@@ -18,6 +22,8 @@ import sys
 from runtime import jsonlite as json    # json's output, without json's import (re-based, ~1 ms)
 from supervisor.client import cliargs as argparse    # argparse's parse without its import (~12 ms)
 from supervisor.client import images as image_verbs
+from supervisor.client import networks as network_verbs
+from supervisor.client import volumes as volume_verbs
 
 DEFAULT_ADDRESS = "unix:///run/hawserd/hawserd.sock"
 UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -32,12 +38,15 @@ class Api:
         from supervisor.client import grpclite
         self.grpc = grpclite
         self.channel = grpclite.insecure_channel(address)
-        self.cpb = self.tpb = self.epb = self.ipb = grpclite.package("hawser.v1")
+        self.cpb = self.tpb = self.epb = self.ipb = self.npb = self.vpb = \
+            grpclite.package("hawser.v1")
         self.c = grpclite.Stub(self.channel, "hawser.v1.Containers")
         self.i = grpclite.Stub(self.channel, "hawser.v1.Images")
         self.t = grpclite.Stub(self.channel, "hawser.v1.Tasks")
         self.e = grpclite.Stub(self.channel, "hawser.v1.Events")
         self.v = grpclite.Stub(self.channel, "hawser.v1.Version")
+        self.net = grpclite.Stub(self.channel, "hawser.v1.Networks")
+        self.vols = grpclite.Stub(self.channel, "hawser.v1.Volumes")
 
     def get(self, ref: str):
         return self.c.Get(self.cpb.GetContainerRequest(id=ref)).container
@@ -64,7 +73,8 @@ def add_create_options(p) -> None:
     p.add_argument("--cpus", type=float, default=0)
     p.add_argument("--pids-limit", type=int, default=0)
     p.add_argument("--read-only", action="store_true")
-    p.add_argument("-v", "--volume", action="append", default=[])
+    volume_verbs.add_run_options(p)
+    network_verbs.add_run_options(p)
     p.add_argument("--runtime", default="")
     p.add_argument("--rm", action="store_true")
     p.add_argument("--restart", default="", help="no | on-failure[:N] | always | unless-stopped")
@@ -76,14 +86,21 @@ def add_create_options(p) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE [COMMAND [ARG...]]")
 
 
+def run_error(a, e: ValueError):
+    """docker's report of a bad run/create: its message (a flag's as cobra words it), the
+    help hint, status 125."""
+    text = str(e) if isinstance(e, network_verbs.FlagError) else \
+        f"hawserctl: {str(e).removesuffix('.')}."
+    print(f"{text}\nSee 'hawserctl {a.cmd} --help'.", file=sys.stderr)
+    raise SystemExit(125)
+
+
 def create(api: Api, a) -> str:
-    mounts = []
-    for v in a.volume:
-        parts = v.split(":")
-        if len(parts) < 2:
-            raise SystemExit(f"hawserctl: invalid volume {v!r}: use HOSTDIR:DIR[:ro]")
-        mounts.append(api.cpb.Mount(source=os.path.abspath(parts[0]), destination=parts[1],
-                                    read_only=parts[2:] == ["ro"]))
+    try:    # every flag checked before anything is asked of hawserd
+        mounts = [api.cpb.Mount(**m) for m in volume_verbs.mounts_of(a)]
+        network = network_verbs.config_fields(a, api.cpb.PortBinding)
+    except ValueError as e:
+        run_error(a, e)
     image, command = "", list(a.command)
     if not a.rootfs:
         if not command:
@@ -97,7 +114,8 @@ def create(api: Api, a) -> str:
         entrypoint=entrypoint, entrypoint_set=a.entrypoint is not None,
         terminal=a.tty, memory_limit=parse_size(a.memory) if a.memory else 0,
         pids_limit=a.pids_limit, cpus=a.cpus, read_only=a.read_only, mounts=mounts,
-        restart_policy=a.restart, stop_signal=a.stop_signal, open_stdin=a.interactive)
+        restart_policy=a.restart, stop_signal=a.stop_signal, open_stdin=a.interactive,
+        **network)
     labels = dict(kv.partition("=")[::2] for kv in a.label)
     if a.rm and getattr(a, "detach", False):
         labels["hawser.autoremove"] = "true"
@@ -213,24 +231,35 @@ def _seconds(ts) -> float:
     return ts.seconds + ts.nanos / 1e9 if ts is not None else 0.0
 
 
-def cmd_inspect(api, a):
-    """docker inspect: containers, then images, by each name given (docker's JSON shapes)."""
+INSPECT_TYPES = ("container", "image", "network", "volume")
+
+
+def _inspect_one(api, kind: str, ref: str):
     from supervisor.client import docker
-    if a.type not in ("", "container", "image"):
-        raise SystemExit(f"hawserctl: inspect --type {a.type!r}: use container or image")
+    if kind == "container":
+        c = api.get(ref)
+        return docker.container_inspect(c, _image_of(api, c), _volumes_of(api, c))
+    if kind == "image":
+        return docker.image_inspect(api.i.Get(api.ipb.GetImageRequest(ref=ref)).image)
+    if kind == "network":
+        return network_verbs.network_inspect(api.net.Get(api.npb.GetNetworkRequest(ref=ref))
+                                             .network)
+    return volume_verbs.volume_inspect(api.vols.Get(api.vpb.GetVolumeRequest(name=ref)).volume)
+
+
+def cmd_inspect(api, a):
+    """docker inspect: containers, images, networks, then volumes, by each name given
+    (docker's JSON shapes)."""
+    from supervisor.client import docker
+    if a.type and a.type not in INSPECT_TYPES:
+        raise SystemExit(f'"{a.type}" is not a valid value for --type')
     objs, rc = [], 0
     for ref in a.names:
         found = None
-        if a.type in ("", "container"):
+        for kind in (a.type,) if a.type else INSPECT_TYPES:
             try:
-                c = api.get(ref)
-                found = docker.container_inspect(c, _image_of(api, c))
-            except api.grpc.RpcError as e:
-                if e.code() is not api.grpc.StatusCode.NOT_FOUND:
-                    raise
-        if found is None and a.type in ("", "image"):
-            try:
-                found = docker.image_inspect(api.i.Get(api.ipb.GetImageRequest(ref=ref)).image)
+                found = _inspect_one(api, kind, ref)
+                break
             except api.grpc.RpcError as e:
                 if e.code() is not api.grpc.StatusCode.NOT_FOUND:
                     raise
@@ -240,6 +269,37 @@ def cmd_inspect(api, a):
             continue
         objs.append(found)
     return docker.emit(lambda: docker.inspect_format(objs, a.format)) or rc
+
+
+def _volumes_of(api, c) -> dict:
+    """name -> hawser.v1.Volume of the container's volumes (those hawserd still has)."""
+    found = {}
+    for m in c.config.mounts if c.config is not None else ():
+        if m.type == "volume" and m.source and m.source not in found:
+            try:
+                found[m.source] = api.vols.Get(api.vpb.GetVolumeRequest(name=m.source)).volume
+            except api.grpc.RpcError:
+                pass
+    return found
+
+
+def cmd_port(api, a):
+    """docker port: the container's published ports as bound."""
+    from supervisor.client import ports
+    c = api.get(a.container)
+    running = c.status in (2, 4)    # RUNNING, PAUSED: docker lists ports while it runs
+    bound = ports.port_map((), c.published if running else (), actual=True)
+    try:
+        lines = ports.port_lines(bound, image_verbs.optional(a.port, "PORT"), a.container)
+    except ports.PortError as e:
+        raise SystemExit(str(e)) from None
+    print("".join(line + "\n" for line in lines), end="")
+    return 0
+
+
+def cmd_cp(api, a):
+    from supervisor.client import cp
+    return cp.cmd_cp(api, a)
 
 
 def _image_of(api, c):
@@ -477,13 +537,14 @@ COMMANDS = {
     "kill": for_each(lambda api, a, ref: api.t.Kill(api.tpb.KillRequest(
         container_id=api.get(ref).id, signal=signum(a.signal)))),
     "rm": for_each(lambda api, a, ref: api.c.Delete(api.cpb.DeleteContainerRequest(
-        id=ref, force=a.force))),
+        id=ref, force=a.force, volumes=a.volumes))),
     "pause": for_each(lambda api, a, ref: api.t.Pause(api.tpb.PauseRequest(container_id=ref))),
     "unpause": for_each(lambda api, a, ref: api.t.Resume(api.tpb.ResumeRequest(
         container_id=ref))),
     "run": cmd_run, "create": cmd_create, "ps": cmd_ps, "inspect": cmd_inspect,
     "logs": cmd_logs, "exec": cmd_exec, "top": cmd_top, "stats": cmd_stats,
     "events": cmd_events, "wait": cmd_wait, "version": cmd_version, "image": cmd_image,
+    "port": cmd_port, "cp": cmd_cp, "network": network_verbs.cmd_network, "volume": volume_verbs.cmd_volume,
 }
 
 
@@ -531,13 +592,23 @@ def parser() -> argparse.ArgumentParser:
     at.add_argument("container")
     ins = sub.add_parser("inspect")
     ins.add_argument("-f", "--format", default="")
-    ins.add_argument("--type", default="", help="container | image")
+    ins.add_argument("--type", default="", help="container | image | network | volume")
     ins.add_argument("-s", "--size", action="store_true")
     ins.add_argument("names", nargs="+")
     image = sub.add_parser("image", add_help=False)
     image.add_argument("verb")
     image.add_argument("args", nargs=argparse.REMAINDER)
     image_verbs.add_parsers(sub)
+    network_verbs.add_parsers(sub)
+    volume_verbs.add_parsers(sub)
+    cp = sub.add_parser("cp")
+    cp.add_argument("-a", "--archive", action="store_true")
+    cp.add_argument("-L", "--follow-link", action="store_true")
+    cp.add_argument("source")
+    cp.add_argument("dest")
+    port = sub.add_parser("port")
+    port.add_argument("container")
+    port.add_argument("port", nargs="*")
     for name in ("start", "stop", "kill", "rm", "pause", "unpause", "wait",
                  "update"):
         sp = sub.add_parser(name)
@@ -554,6 +625,8 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("-s", "--signal", default="KILL")
         if name == "rm":
             sp.add_argument("-f", "--force", action="store_true")
+            sp.add_argument("-v", "--volumes", action="store_true",
+                            help="its anonymous volumes too")
         sp.add_argument("containers", nargs="+")
     return p
 

@@ -5,8 +5,9 @@ them (ContainerJSON, ImageInspect) from hawser.v1 messages, and `--format` on th
     inspect_format(objs, fmt) -> text            (FormatError: docker's message and status)
 
 What hawser has no counterpart for is there with docker's empty value (ResolvConfPath "",
-NetworkSettings of a container without a network, as hawser's are), so that scripts find
-the keys they look for. A time not yet reached (StartedAt before the first start, FinishedAt
+SandboxKey ""), so that scripts find the keys they look for; networks and mounts come from
+the container's endpoints, published ports and Mount records (networks.py, ports.py and
+volumes.py have their shapes). A time not yet reached (StartedAt before the first start, FinishedAt
 while running) is left out, not written as Go's zero time; {{.State.FinishedAt}} then prints
 <no value>. The ps and images rows and tables are in docker_lists.py and docker_tables.py
 (re-exported here)."""
@@ -86,20 +87,36 @@ def _restart_policy(text: str) -> Struct:
     return Struct(Name=name, MaximumRetryCount=int(count) if count.isdigit() else 0)
 
 
-def _host_config(c, config) -> Struct:
-    binds = [f"{m.source}:{m.destination}" + (":ro" if m.read_only else "")
-             for m in config.mounts]
+def _links(c, config) -> Slice:
+    """HostConfig.Links as docker keeps them: /NAME:/CONTAINER/ALIAS."""
+    out = []
+    for link in config.links:
+        name, _, alias = link.partition(":")
+        out.append(f"/{name}:/{c.name}/{alias or name}")
+    return strings(out or None)
+
+
+def _host_config(c, config, volumes) -> Struct:
+    from supervisor.client import ports as port_shapes
+    from supervisor.client.volumes import host_mounts
+    binds, mounts, tmpfs = host_mounts(config, volumes)
     return Struct(
         type="*container.HostConfig", json_only=HOST_CONFIG_JSON_ONLY,
+        omitempty=("Mounts", "Tmpfs"),
         Binds=strings(binds or None), ContainerIDFile="",
-        LogConfig=Struct(Type="json-file", Config=string_map({})), NetworkMode="none",
-        PortBindings=Map(type="nat.PortMap"), RestartPolicy=_restart_policy(config.restart_policy),
+        LogConfig=Struct(Type="json-file", Config=string_map({})),
+        NetworkMode=config.network_mode or "default",
+        PortBindings=port_shapes.port_map((), config.ports, actual=False),
+        RestartPolicy=_restart_policy(config.restart_policy),
         AutoRemove=(c.labels or {}).get("hawser.autoremove") == "true", VolumeDriver="",
         VolumesFrom=strings(), CapAdd=strings(), CapDrop=strings(), CgroupnsMode="private",
-        Dns=strings([]), DnsOptions=strings([]), DnsSearch=strings([]), ExtraHosts=strings(),
-        GroupAdd=strings(), IpcMode="private", Cgroup="", Links=strings(), OomScoreAdj=0,
-        PidMode="", Privileged=False, PublishAllPorts=False, ReadonlyRootfs=config.read_only,
-        SecurityOpt=strings(), UTSMode="", UsernsMode="", ShmSize=SHM_SIZE,
+        Dns=strings(list(config.dns)), DnsOptions=strings([]),
+        DnsSearch=strings(list(config.dns_search)),
+        ExtraHosts=strings(list(config.extra_hosts) or None),
+        GroupAdd=strings(), IpcMode="private", Cgroup="", Links=_links(c, config),
+        OomScoreAdj=0, PidMode="", Privileged=False, PublishAllPorts=config.publish_all,
+        ReadonlyRootfs=config.read_only, SecurityOpt=strings(),
+        Tmpfs=Map(tmpfs, type="map[string]string"), UTSMode="", UsernsMode="", ShmSize=SHM_SIZE,
         Runtime=c.runtime, ConsoleSize=Slice([0, 0], type="[2]uint"), Isolation="",
         CpuShares=0, Memory=config.memory_limit, NanoCpus=round(config.cpus * 1e9),
         CgroupParent="", BlkioWeight=0, BlkioWeightDevice=Slice([]),
@@ -110,6 +127,7 @@ def _host_config(c, config) -> Struct:
         KernelMemory=0, KernelMemoryTCP=0, MemoryReservation=0, MemorySwap=0,
         MemorySwappiness=NIL, OomKillDisable=False, PidsLimit=config.pids_limit or NIL,
         Ulimits=_slice(), CpuCount=0, CpuPercent=0, IOMaximumIOps=0, IOMaximumBandwidth=0,
+        Mounts=Slice(mounts, type="[]mount.Mount"),
         MaskedPaths=strings(MASKED_PATHS), ReadonlyPaths=strings(READONLY_PATHS))
 
 
@@ -126,29 +144,50 @@ def _container_config(c, config) -> Struct:
         omitempty=CONFIG_OMITEMPTY)
 
 
+def _endpoint(c, ep=None) -> Struct:
+    """docker's EndpointSettings of a hawser.v1.Endpoint (an empty one without)."""
+    from supervisor.client.networks import endpoint_id
+    active = ep is not None and ep.ip_address
+    return Struct(IPAMConfig=NIL, Links=strings(), Aliases=strings(list(ep.aliases) or None)
+                  if ep is not None else strings(),
+                  NetworkID=ep.network_id if ep is not None else "",
+                  EndpointID=endpoint_id(ep.network_id, c.id) if active else "",
+                  Gateway=ep.gateway if active else "", IPAddress=ep.ip_address if active else "",
+                  IPPrefixLen=ep.prefix_len if active else 0, IPv6Gateway="",
+                  GlobalIPv6Address="", GlobalIPv6PrefixLen=0,
+                  MacAddress=ep.mac_address if active else "", DriverOpts=string_map(None))
+
+
 def _network_settings(c, config) -> Struct:
-    """docker's NetworkSettings of a container on `--network none`: hawser's containers have
-    a network namespace of their own with only lo. Ports: the exposed ones, unpublished,
-    while it runs (as docker lists them)."""
+    """docker's NetworkSettings: a network each endpoint (the mode's network when hawserd
+    gives none: none, host, bridge); the default bridge's address at the top, as docker
+    has it; Ports (exposed ones, and the published ones as bound) while it runs."""
+    from supervisor.client import ports as port_shapes
     running = c.status in (RUNNING, PAUSED)
-    ports = Map({p if "/" in p else p + "/tcp": gofmt.Slice(nil=True)
-                 for p in (config.exposed_ports if running else ())}, type="nat.PortMap")
-    endpoint = Struct(IPAMConfig=NIL, Links=strings(), Aliases=strings(), NetworkID="",
-                      EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, IPv6Gateway="",
-                      GlobalIPv6Address="", GlobalIPv6PrefixLen=0, MacAddress="",
-                      DriverOpts=string_map(None))
+    ports = port_shapes.port_map(config.exposed_ports if running else (),
+                                 c.published if running else (), actual=True)
+    networks = Map({ep.network: _endpoint(c, ep) for ep in c.endpoints})
+    mode = config.network_mode or "none"    # a namespace with lo only (a --rootfs container)
+    if not networks and not mode.startswith("container:"):
+        networks[mode] = _endpoint(c)
+    bridge = next((ep for ep in c.endpoints if ep.network == "bridge" and ep.ip_address), None)
+    top = _endpoint(c, bridge)
     return Struct(Bridge="", SandboxID="", HairpinMode=False, LinkLocalIPv6Address="",
                   LinkLocalIPv6PrefixLen=0, Ports=ports, SandboxKey="",
                   SecondaryIPAddresses=_slice(), SecondaryIPv6Addresses=_slice(),
-                  EndpointID="", Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0,
-                  IPAddress="", IPPrefixLen=0, IPv6Gateway="", MacAddress="",
-                  Networks=Map({"none": endpoint}))
+                  EndpointID=top["EndpointID"], Gateway=top["Gateway"], GlobalIPv6Address="",
+                  GlobalIPv6PrefixLen=0, IPAddress=top["IPAddress"],
+                  IPPrefixLen=top["IPPrefixLen"], IPv6Gateway="", MacAddress=top["MacAddress"],
+                  Networks=networks)
 
 
-def container_inspect(c, image=None) -> Struct:
+def container_inspect(c, image=None, volumes=None) -> Struct:
     """docker 20.10's ContainerJSON for a hawser.v1.Container; image: its hawser.v1.Image
-    when the caller has it (Platform is then the image's os)."""
+    when the caller has it (Platform is then the image's os); volumes: name ->
+    hawser.v1.Volume of its volumes (their Mountpoint, whether anonymous)."""
     import os
+
+    from supervisor.client.volumes import mount_points
     config = c.config if c.config is not None else _empty_config()
     argv = list(config.entrypoint) + list(config.args)
     platform = "linux"
@@ -165,13 +204,10 @@ def container_inspect(c, image=None) -> Struct:
         LogPath=c.log_path, Name="/" + c.name, RestartCount=c.restart_count,
         Driver="overlayfs" if c.snapshot else "", Platform=platform, MountLabel="",
         ProcessLabel="", AppArmorProfile="", ExecIDs=strings(),
-        HostConfig=_host_config(c, config),
+        HostConfig=_host_config(c, config, volumes or {}),
         GraphDriver=Struct(Data=string_map({"MergedDir": merged} if merged else None),
                            Name="overlayfs" if c.snapshot else ""),
-        # hawser's runtime makes / a slave (as runc does): binds under it are rslave
-        Mounts=Slice([Struct(Type="bind", Source=m.source, Destination=m.destination,
-                             Mode="ro" if m.read_only else "", RW=not m.read_only,
-                             Propagation="rslave") for m in config.mounts]),
+        Mounts=mount_points(config, volumes or {}),
         Config=_container_config(c, config), NetworkSettings=_network_settings(c, config))
     return out
 

@@ -76,35 +76,6 @@ def command_line(argv: list) -> str:
     return " ".join([argv[0]] + [f"'{a}'" if " " in a else a for a in argv[1:]])
 
 
-def displayable_ports(ports: list) -> str:
-    """docker's DisplayablePorts for exposed (unpublished) ports: sorted, runs of consecutive
-    ports of one protocol as ranges: "80-81/tcp, 443/tcp"."""
-    parsed = []
-    for p in ports:
-        number, _, proto = p.partition("/")
-        if number.isdigit():
-            parsed.append((int(number), proto or "tcp"))
-    parsed.sort()
-    groups: dict = {}
-    order, result = [], []
-    for port, proto in parsed:
-        group = groups.get(proto)
-        if group is None:
-            groups[proto] = [port, port]
-            order.append(proto)
-        elif port == group[1] + 1:
-            group[1] = port
-        else:
-            result.append(_port_group(proto, *group))
-            groups[proto] = [port, port]
-    result += [_port_group(proto, *groups[proto]) for proto in order]
-    return ", ".join(result)
-
-
-def _port_group(proto: str, first: int, last: int) -> str:
-    return (f"{first}-{last}" if first != last else str(first)) + "/" + proto
-
-
 # --- rows ------------------------------------------------------------------------------------
 
 class Row(gofmt.Struct):
@@ -124,7 +95,7 @@ def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> Row:
     command = command_line(argv)
     created = units.timestamp_seconds(c.created_at) or 0
     labels = dict(c.labels or {})
-    mounts = [m.source for m in (config.mounts if config is not None else ())]
+    mounts = list(config.mounts if config is not None else ())
     running = c.status in (RUNNING, PAUSED)
     size_text = "0B"
     if size is not None:
@@ -138,11 +109,11 @@ def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> Row:
         ID=c.id[:12] if trunc else c.id,
         Image=_ps_image(c, trunc),
         Labels=",".join(sorted(f"{k}={v}" for k, v in labels.items())),
-        LocalVolumes="0",
-        Mounts=",".join(units.ellipsis(m, 15) if trunc else m for m in mounts),
+        LocalVolumes=str(sum(m.type == "volume" for m in mounts)),
+        Mounts=",".join(units.ellipsis(m.source, 15) if trunc else m.source for m in mounts),
         Names=c.name,
-        Networks="none",
-        Ports=displayable_ports(list(config.exposed_ports)) if running and config else "",
+        Networks=_networks(c),
+        Ports=_ports(c) if running and config is not None else "",
         RunningFor=units.human_duration(now - int(created)) + " ago",
         Size=size_text,
         State=state_name(c),
@@ -151,6 +122,19 @@ def ps_row(c, now: float, trunc: bool = True, size: tuple | None = None) -> Row:
     row["Label"] = Func(lambda key: labels.get(key, ""), ("string",))
     row.source = ("ps", c, now, size)
     return row
+
+
+def _networks(c) -> str:
+    """docker ps's NETWORKS: the container's networks, sorted (its mode's when hawserd lists
+    no endpoint; none for container:ID, which has a namespace, not a network)."""
+    names = sorted({ep.network for ep in c.endpoints})
+    mode = (c.config.network_mode if c.config is not None else "") or "none"
+    return ",".join(names) if names else "" if mode.startswith("container:") else mode
+
+
+def _ports(c) -> str:
+    from supervisor.client import ports
+    return ports.displayable(ports.port_map(c.config.exposed_ports, c.published, actual=True))
 
 
 def _ps_image(c, trunc: bool) -> str:
@@ -245,3 +229,47 @@ def _image_row(img, now, trunc, repo, tag, digest) -> Row:
 
 
 image_row = image_rows    # the name it has in docs/images.md's plan: one image, its rows
+
+
+# --- network ls, volume ls --------------------------------------------------------------
+DIGITS = "0123456789"
+
+
+def natural_key(name: str) -> list:
+    """docker's sortorder.NaturalLess: runs of digits compare as numbers."""
+    key, i = [], 0
+    while i < len(name):
+        digit, j = name[i] in DIGITS, i
+        while j < len(name) and (name[j] in DIGITS) == digit:
+            j += 1
+        key.append((0, int(name[i:j]), "") if digit else (1, 0, name[i:j]))
+        i = j
+    return key
+
+
+def network_row(n, trunc: bool = True):
+    """The fields `network ls` templates see (docker's networkContext), sorted as {{json .}}
+    prints them."""
+    from supervisor.client.gotemplate import Func
+    labels = dict(n.labels or {})
+    created = units.timestamp_seconds(n.created)
+    row = Row(type="*formatter.networkContext", escape_html=True,
+              CreatedAt=units.go_time_string(int(created)) if created is not None
+              else "0001-01-01 00:00:00 +0000 UTC",
+              Driver=n.driver or "bridge", ID=n.id[:12] if trunc else n.id, IPv6="false",
+              Internal="true" if n.internal else "false",
+              Labels=",".join(f"{k}={v}" for k, v in sorted(labels.items())), Name=n.name,
+              Scope="local")
+    row["Label"] = Func(lambda key: labels.get(key, ""), ("string",))
+    return row
+
+
+def volume_row(v):
+    """The fields `volume ls` templates see (docker's volumeContext), sorted."""
+    from supervisor.client.gotemplate import Func
+    labels = dict(v.labels or {})
+    row = Row(type="*formatter.volumeContext", escape_html=True, Driver=v.driver or "local",
+              Labels=",".join(f"{k}={val}" for k, val in sorted(labels.items())), Links="N/A",
+              Mountpoint=v.mountpoint, Name=v.name, Scope="local", Size="N/A")
+    row["Label"] = Func(lambda key: labels.get(key, ""), ("string",))
+    return row

@@ -194,3 +194,35 @@ def images_output(images, now: float | None = None, fmt: str = "", no_trunc: boo
     now = time.time() if now is None else now
     rows = [image_rows(img, now) for img in images]
     return render_table(rows, fmt, no_trunc, quiet, kind="images", digests=digests)
+
+
+# --- network ls, volume ls --------------------------------------------------------------------
+# docker's formatter.NewNetworkFormat / NewVolumeFormat: (table, raw, quiet, quiet raw)
+LIST_FORMATS = {
+    "networks": ("table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+                 "network_id: {{.ID}}\\nname: {{.Name}}\\ndriver: {{.Driver}}\\n"
+                 "scope: {{.Scope}}\\n", QUIET, "network_id: {{.ID}}"),
+    "volumes": ("table {{.Driver}}\t{{.Name}}", "name: {{.Name}}\\ndriver: {{.Driver}}\\n",
+                "{{.Name}}", "name: {{.Name}}"),
+}
+LIST_HEADERS = {
+    "networks": {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                 "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
+                 "CreatedAt": "CREATED AT"},
+    "volumes": {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
+                "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS",
+                "Size": "SIZE"},
+}
+
+
+def list_output(rows: list, kind: str, fmt: str = "", quiet: bool = False) -> str:
+    """What `docker network ls` (kind "networks") or `docker volume ls` ("volumes") prints
+    for these rows (gofmt.Structs of the formatter's fields): "" and "table" are the default
+    table (its quiet form with -q), "raw" docker's raw lines; a format of one's own wins over
+    -q, as in docker."""
+    table, raw, quiet_table, quiet_raw = LIST_FORMATS[kind]
+    if fmt in ("", "table"):
+        fmt = quiet_table if quiet else table
+    elif fmt == "raw":
+        fmt = quiet_raw if quiet else raw
+    return _render(rows, fmt, LIST_HEADERS[kind])

@@ -1,6 +1,7 @@
 """The OCI bundle of a container: config.json made like `hawser spec`, with the request's
-process settings and limits; root.path is the given rootfs directory, or the bundle's rootfs/
-where the shim mounts an image's snapshot."""
+process settings and limits (its mounts and networking are tasks/sandbox.py's); root.path is
+the given rootfs directory, or the bundle's rootfs/ where the shim mounts an image's
+snapshot."""
 import json
 import os
 import shutil
@@ -38,10 +39,6 @@ def make_spec(cid: str, config: dict, rootfs: str, cgroup_parent: str = "hawserd
     proc["user"] = resolve_user(config.get("user") or "", read or dir_reader(rootfs))
     spec["hostname"] = config.get("hostname") or cid[:12]
     spec["root"] = {"path": rootfs, "readonly": bool(config.get("read_only"))}
-    for m in config.get("mounts") or ():
-        spec["mounts"].append({"destination": m["destination"], "type": "bind",
-                               "source": m["source"],
-                               "options": ["rbind", "ro" if m.get("read_only") else "rw"]})
     spec["linux"].setdefault("resources", {}).update(resources.resources(config))
     spec["linux"]["cgroupsPath"] = f"/{cgroup_parent}/{cid}"
     return spec

@@ -3,6 +3,7 @@ from google.protobuf import empty_pb2
 
 from supervisor.api import containers_pb2 as cpb
 from supervisor.api import containers_pb2_grpc as cgrpc
+from supervisor.containers import copying
 from supervisor.errors import ApiError
 from supervisor.grpcutil import abort, api_errors, ts
 from supervisor.tasks import logs
@@ -12,23 +13,35 @@ STATUS = {"created": cpb.CREATED, "running": cpb.RUNNING, "stopped": cpb.STOPPED
           "paused": cpb.PAUSED}
 CONFIG_FIELDS = ("args", "env", "cwd", "user", "hostname", "terminal", "memory_limit",
                  "pids_limit", "cpus", "read_only", "stop_signal", "restart_policy", "open_stdin",
-                 "entrypoint", "entrypoint_set", "exposed_ports", "volumes")
-REPEATED = ("args", "env", "entrypoint", "exposed_ports", "volumes")
+                 "entrypoint", "entrypoint_set", "exposed_ports", "volumes", "network_mode",
+                 "network_aliases", "publish_all", "links", "dns", "dns_search", "extra_hosts")
+REPEATED = ("args", "env", "entrypoint", "exposed_ports", "volumes", "network_aliases", "links",
+            "dns", "dns_search", "extra_hosts")
+MOUNT_FIELDS = ("source", "destination", "read_only", "type", "options", "propagation")
+PORT_FIELDS = ("host_ip", "host_port", "container_port", "protocol")
 
 
 def config_dict(c: cpb.ContainerConfig) -> dict:
     d = {f: getattr(c, f) for f in CONFIG_FIELDS}
     for f in REPEATED:
         d[f] = list(d[f])
-    d["mounts"] = [{"source": m.source, "destination": m.destination, "read_only": m.read_only}
-                   for m in c.mounts]
+    d["mounts"] = [{"source": m.source, "destination": m.destination, "read_only": m.read_only,
+                    "type": m.type or "bind", "options": list(m.options)} for m in c.mounts]
+    d["ports"] = [{f: getattr(p, f) for f in PORT_FIELDS} for p in c.ports]
     return d
+
+
+def _mount_msg(m: dict) -> cpb.Mount:
+    return cpb.Mount(**{f: m[f] for f in MOUNT_FIELDS if f in m})
 
 
 def container_msg(rec: dict, sup: Supervisor) -> cpb.Container:
     conf = rec["config"]
     config = cpb.ContainerConfig(**{f: conf[f] for f in CONFIG_FIELDS if f in conf},
-                                 mounts=[cpb.Mount(**m) for m in conf.get("mounts") or ()])
+                                 mounts=[_mount_msg(m) for m in conf.get("mounts") or ()],
+                                 ports=[cpb.PortBinding(**p) for p in conf.get("ports") or ()])
+    endpoints = [cpb.Endpoint(**ep) for ep in sup.networks.endpoints(rec["id"])] \
+        if conf.get("network_mode") not in (None, "", "host", "none") else []
     return cpb.Container(id=rec["id"], name=rec["name"], config=config, rootfs=rec["rootfs"],
                          runtime=rec["runtime"], labels=rec["labels"],
                          created_at=ts(rec["created"]), status=STATUS[rec["status"]],
@@ -37,7 +50,8 @@ def container_msg(rec: dict, sup: Supervisor) -> cpb.Container:
                          bundle=rec["bundle"], log_path=sup.log_path(rec["id"]),
                          restart_count=rec["restart_count"], image=rec["image"],
                          image_id=rec["image_id"], started_at=ts(rec["started_at"]),
-                         snapshot=rec["snapshot"])
+                         snapshot=rec["snapshot"], endpoints=endpoints,
+                         published=[cpb.PortBinding(**p) for p in conf.get("published") or ()])
 
 
 def entry_msg(e: dict) -> cpb.LogEntry:
@@ -88,7 +102,7 @@ class ContainersService(cgrpc.ContainersServicer):
 
     @api_errors
     def Delete(self, req, context):
-        self.sup.delete_container(req.id, req.force)
+        self.sup.delete_container(req.id, req.force, req.volumes)
         return empty_pb2.Empty()
 
     @api_errors
@@ -97,6 +111,19 @@ class ContainersService(cgrpc.ContainersServicer):
         rec = self.sup.resolve(req.id)
         return cpb.DiffResponse(changes=[cpb.Change(kind=k, path=p)
                                          for k, p in commit.changes(self.sup.images, rec)])
+
+    def CopyFrom(self, req, context):
+        try:
+            pieces = copying.copy_from(self.sup, req.id, req.path)
+        except ApiError as e:
+            abort(context, e)
+        for data in pieces:
+            yield cpb.CopyChunk(data=data)
+
+    @api_errors
+    def CopyTo(self, requests, context):
+        copying.copy_to(self.sup, requests)
+        return empty_pb2.Empty()
 
     def Logs(self, req, context):
         try:

@@ -26,6 +26,9 @@ def parse(argv):
     p.add_argument("--state", default="/run/hawserd", help="runtime state (bundles, sockets)")
     p.add_argument("--address", default="unix:///run/hawserd/hawserd.sock")
     p.add_argument("--runtime", default="hawser", help="hawser | runc | crun | a path")
+    p.add_argument("--bridge", default="hawser0", help="the default network's bridge")
+    p.add_argument("--nft-table", default="hawser",
+                   help="hawserd's nftables table (ip family): its NAT and published ports")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warn", "warning", "error"])
     return p.parse_args(argv)
@@ -79,7 +82,8 @@ def main(argv=None) -> int:
 
     hub = Hub()
     forward = ForwardServer(os.path.join(state, "events.sock"), hub)
-    sup = Supervisor(root, state, "unix://" + path, args.runtime, hub, forward.address)
+    sup = Supervisor(root, state, "unix://" + path, args.runtime, hub, forward.address,
+                     bridge=args.bridge, nft_table=args.nft_table)
     sup.recover()
 
     # A streaming call (logs -f, events, attach) holds a worker for its whole life: enough

@@ -4,14 +4,17 @@ import grpc
 from supervisor.api import containers_pb2_grpc as cgrpc
 from supervisor.api import events_pb2_grpc as egrpc
 from supervisor.api import images_pb2_grpc as igrpc
+from supervisor.api import networks_pb2_grpc as ngrpc
 from supervisor.api import tasks_pb2_grpc as tgrpc
 from supervisor.api import version_pb2_grpc as vgrpc
 from supervisor.containers.service import ContainersService
 from supervisor.events.service import EventsService
 from supervisor.images.service import ImagesService
+from supervisor.networks.service import NetworksService
 from supervisor.tasks.service import TasksService
 from supervisor.tasks.supervisor import Supervisor
 from supervisor.version.service import HealthService, VersionService
+from supervisor.volumes.service import VolumesService
 
 
 def register(server: grpc.Server, sup: Supervisor) -> None:
@@ -19,5 +22,7 @@ def register(server: grpc.Server, sup: Supervisor) -> None:
     tgrpc.add_TasksServicer_to_server(TasksService(sup), server)
     egrpc.add_EventsServicer_to_server(EventsService(sup), server)
     igrpc.add_ImagesServicer_to_server(ImagesService(sup), server)
+    ngrpc.add_NetworksServicer_to_server(NetworksService(sup), server)
+    ngrpc.add_VolumesServicer_to_server(VolumesService(sup), server)
     vgrpc.add_VersionServicer_to_server(VersionService(sup), server)
     vgrpc.add_HealthServicer_to_server(HealthService(), server)

@@ -11,7 +11,7 @@ import threading
 from supervisor.content.store import ContentError, ContentStore
 from supervisor.errors import ApiError
 from supervisor.images import config as imgconfig
-from supervisor.images import gc, manifest, refs
+from supervisor.images import gc, initlayer, manifest, refs
 from supervisor.images.store import ImageStore
 from supervisor.images.unpack import Unpacker, UnpackError
 from supervisor.snapshots.layerstream import LayerError
@@ -217,8 +217,9 @@ class ImageManager:
         with self.leases:
             chains = self.unpacker.unpack(res)
             if self.snapshots.stat(key) is None:
-                self.snapshots.prepare(key, chains[-1] if chains else "",
-                                       labels={"hawser/container": key})
+                init = initlayer.ensure(self.snapshots, chains[-1] if chains else "")
+                self.leases.note_snapshot(init)
+                self.snapshots.prepare(key, init, labels={"hawser/container": key})
 
     def remove_rootfs(self, key: str) -> None:
         if key and self.snapshots.stat(key) is not None:

@@ -5,6 +5,7 @@ import os
 import queue
 import threading
 
+from supervisor import filters
 from supervisor.api import images_pb2 as ipb
 from supervisor.api import images_pb2_grpc as igrpc
 from supervisor.errors import ApiError
@@ -26,17 +27,14 @@ def image_msg(d: dict) -> ipb.Image:
 
 
 def list_filter(mgr, rec: dict, described: dict, flt: str) -> bool:
-    key, sep, value = flt.partition("==")
-    if not sep:
-        key, sep, value = flt.partition("=")
+    key, value = filters.split(flt, loose=True)
     if key == "reference":
         return _match_reference(rec["name"], value)
     if key == "dangling":
         return (rec["name"].startswith("sha256:")) == (value.lower() == "true")
     if key == "label":
-        labels = (_json(described["config"]).get("config") or {}).get("Labels") or {}
-        k, has, v = value.partition("=")
-        return k in labels and (not has or labels[k] == v)
+        return filters.label_matches(
+            (_json(described["config"]).get("config") or {}).get("Labels") or {}, value)
     if key in ("before", "since"):
         other = mgr.describe(mgr.find(value))["created"]
         return described["created"] < other if key == "before" else described["created"] > other

@@ -185,11 +185,27 @@ def _create_pair(host, bridge_index: int, ifname: str, mac: str, ns_fd: int,
         try:
             host.link("add", ifname=host_ifname, kind="veth", master=bridge_index, state="up",
                       peer={"ifname": ifname, "address": mac, "net_ns_fd": ns_fd})
+            try:
+                _hairpin(host_ifname)
+            except KernelError:
+                host.link("del", ifname=host_ifname)
+                raise
             return host_ifname
         except NetlinkError as e:
             if e.code != errno.EEXIST:  # EEXIST: the random host name is taken, draw again
                 raise _failed(f"creating the veth pair for {ifname}", e) from None
     raise KernelError(f"creating the veth pair for {ifname}: no free {host_prefix}* name")
+
+
+def _hairpin(host_ifname: str) -> None:
+    """The bridge port sends a frame back out of the port it came in by: a container reaching
+    its own published port through the gateway (DNAT back to itself) gets its answer when
+    br_netfilter makes bridged traffic pass the host's rules, as docker sets it."""
+    try:
+        with open(f"/sys/class/net/{host_ifname}/brport/hairpin_mode", "w") as f:
+            f.write("1")
+    except OSError as e:
+        raise KernelError(f"hairpin mode on {host_ifname}: {e.strerror}") from None
 
 
 def _configure_inside(inside, ifname: str, address: ipaddress.IPv4Interface,

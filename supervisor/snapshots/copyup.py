@@ -4,12 +4,14 @@ layer first, as overlayfs copies a file up before it links it), and the owner, m
 xattrs of a directory the layer's tar left out but writes into (the merged view shows the upper
 layer's directory, so it must look like the one below). Reads go through dir fds opened with
 O_NOFOLLOW (layered.lookup): a symlink in a lower layer is never followed."""
+import errno
 import os
 import stat
 
 from supervisor.snapshots import layered
 from supervisor.snapshots.layered import DIR_FLAGS, FILE_FLAGS
 
+FALLBACK_ERRNOS = (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
 
 
 class NotADirectoryBelow(Exception):
@@ -52,6 +54,24 @@ def make_parent(layer_fds: list[int], dparts: list[bytes], parent: int):
     return fd, (st.st_atime_ns, st.st_mtime_ns)
 
 
+def _copy_content(src: int, out: int) -> int:
+    """In the kernel: copy_file_range (a reflink where the fs has them), or sendfile where the
+    two files' file systems refuse it (EXDEV: an overlay mount's file into another fs)."""
+    copied, copy = 0, os.copy_file_range
+    while True:
+        try:
+            n = copy(src, out, 1 << 30) if copy is os.copy_file_range \
+                else os.sendfile(out, src, None, 1 << 30)
+        except OSError as e:
+            if copy is not os.copy_file_range or e.errno not in FALLBACK_ERRNOS:
+                raise
+            copy = os.sendfile
+            continue
+        if not n:
+            return copied
+        copied += n
+
+
 def copy_up(src_dir: int, name: bytes, st, dst_dir: int, dst: bytes) -> int:
     """The lower file name (of lstat st, in src_dir) as dst in dst_dir, with its owner, mode,
     xattrs and times; the bytes of content copied."""
@@ -61,12 +81,7 @@ def copy_up(src_dir: int, name: bytes, st, dst_dir: int, dst: bytes) -> int:
         try:
             out = os.open(dst, FILE_FLAGS, 0o600, dir_fd=dst_dir)
             try:
-                copied = 0
-                while True:           # in the kernel (a reflink where the fs has them)
-                    n = os.copy_file_range(src, out, 1 << 30)
-                    if not n:
-                        break
-                    copied += n
+                copied = _copy_content(src, out)
                 os.fchown(out, st.st_uid, st.st_gid)
                 os.fchmod(out, mode)
                 layered.copy_xattrs(src, out)

@@ -156,7 +156,7 @@ class Recovery:
             self.reconcile(rec, intent, *found)
         rec = sup.store.get(cid)
         if rec["labels"].get(AUTOREMOVE) == "true" and rec["status"] == "stopped":
-            sup.delete_container(cid, force=True)    # exited while hawserd was down
+            sup.delete_container(cid, force=True, volumes=True)   # it exited while hawserd was down
         elif wants_restart_on_boot(sup, rec):
             with self.lock:
                 self.boot_restarts.append(cid)

@@ -19,7 +19,9 @@ from supervisor.errors import ApiError
 from supervisor.events.hub import Hub
 from supervisor.images import config as imgconfig
 from supervisor.images.manager import ImageManager
-from supervisor.tasks import intent, logs, recovery, shims
+from supervisor.networks.manager import NetworkManager
+from supervisor.volumes.manager import VolumeManager
+from supervisor.tasks import intent, logs, recovery, sandbox, shims
 from supervisor.tasks.task import Task
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
@@ -51,10 +53,13 @@ def signal_name(sig: str) -> str:
 
 class Supervisor:
     def __init__(self, root: str, state: str, address: str, runtime: str, hub: Hub,
-                 events_address: str):
+                 events_address: str, bridge: str = "hawser0", nft_table: str = "hawser"):
         self.root, self.state, self.default_runtime = root, state, runtime
         self.store = Store(os.path.join(root, "meta.db"))
         self.images = ImageManager(root, os.path.join(root, "meta.db"), self.image_roots)
+        self.networks = NetworkManager(os.path.join(root, "meta.db"), self._task_runs, bridge,
+                                       nft_table)
+        self.volumes = VolumeManager(root, os.path.join(root, "meta.db"))
         self.hub = hub
         self.flags = shims.ShimFlags(address, events_address)
         self.runtime_root = os.path.join(state, "runtime")
@@ -87,6 +92,10 @@ class Supervisor:
         """The container's json log and a collector reading its task's output FIFOs into it."""
         log = logs.JsonLog(self.log_path(rec["id"]))
         return log, logs.Collector(rec["bundle"], log, bool(rec["config"].get("terminal")))
+
+    def _task_runs(self, cid: str) -> bool:
+        rec = self.store.get(cid)
+        return rec is not None and rec["status"] in ("running", "paused")
 
     def image_roots(self) -> list[tuple[str, str]]:
         """What the containers keep of images: (manifest digest, writable snapshot) each."""
@@ -172,10 +181,14 @@ class Supervisor:
                                              "already exists") from None
         try:
             self.ensure_rootfs(rec)
-        except ApiError:
+            sandbox.prepare(self, cid, name, config, spec, path, bool(image))
+            rec = self.store.update(cid, config=config)
+            bundles.write_bundle(path, spec)
+        except BaseException:
             self.store.remove(cid)
+            self.drop_rootfs(rec)
+            bundles.remove_bundle(path)
             raise
-        bundles.write_bundle(path, spec)
         self.hub.publish("/containers/create", cid)
         return rec
 
@@ -199,7 +212,8 @@ class Supervisor:
         self.hub.publish("/containers/update", rec["id"])
         return rec
 
-    def delete_container(self, ref: str, force: bool) -> None:
+    def delete_container(self, ref: str, force: bool, volumes: bool = False) -> None:
+        """volumes: its anonymous volumes too (docker's rm -v; --rm does it)."""
         rec = self.resolve(ref)
         cid = rec["id"]
         with self.lock(cid):
@@ -214,6 +228,7 @@ class Supervisor:
                 intent.begin(rec["bundle"], "remove", rec)
             if rec["shim_address"]:
                 self.delete_task(cid, force=True)
+            sandbox.removed(self, rec, volumes)
             self.store.remove(cid)
             self.drop_rootfs(rec)
             bundles.remove_bundle(self.bundle_dir(cid))
@@ -255,15 +270,21 @@ class Supervisor:
                 shim = shims.start_shim(self.flags, cid, path)
                 shim_pid = shim.call("Connect", id=cid).shim_pid
                 self._set(cid, shim_address=shim.address, shim_pid=shim_pid)
+                sandbox.before_create(self, rec)
                 pid = shim.create(path, stdin, stdout, stderr, terminal, binary,
                                   self.runtime_root, mounts)
-            except (shims.Error, RuntimeError, OSError) as e:
+                sandbox.after_create(self, rec, pid)
+            except (shims.Error, RuntimeError, OSError, ApiError) as e:
                 collector.abort()
+                sandbox.stopped(self, cid)
                 if shim is not None:
+                    self._kill_created(shim, cid)
                     self._shutdown_shim(shim)
                 log.close()
                 self._set(cid, shim_address="", shim_pid=0)
                 intent.end(path)
+                if isinstance(e, ApiError):
+                    raise
                 raise ApiError("FAILED_PRECONDITION", f"cannot create the task of "
                                                       f"{rec['name']}: {e}") from None
             self.tasks[cid] = Task(shim, collector, log)
@@ -309,6 +330,7 @@ class Supervisor:
         rec = self.store.get(cid)
         if rec is not None:
             rec = self._set(cid, status="stopped", exit_status=status, exited_at=exited_at)
+            sandbox.stopped(self, cid)
         task.exited.set()
         if rec is None:
             return
@@ -317,7 +339,7 @@ class Supervisor:
                 self.delete_task(cid, force=True)
         if rec["labels"].get(AUTOREMOVE) == "true":
             try:
-                self.delete_container(cid, force=True)
+                self.delete_container(cid, force=True, volumes=True)
             except ApiError:
                 pass
             return
@@ -433,8 +455,18 @@ class Supervisor:
             task.collector.wait(2)
             task.log.close()
             self.tasks.pop(cid, None)
+            sandbox.stopped(self, cid)
             status = "stopped" if rec["status"] != "created" else "created"
             return self._set(cid, shim_address="", shim_pid=0, status=status)
+
+    @staticmethod
+    def _kill_created(shim: shims.ShimClient, cid: str) -> None:
+        """A created task that cannot start (its networking failed) killed and deleted."""
+        for method, fields in (("Kill", {"signal": 9, "all": True}), ("Delete", {})):
+            try:
+                shim.call(method, id=cid, **fields)
+            except shims.Error:
+                pass
 
     def _shutdown_shim(self, shim: shims.ShimClient) -> None:
         try:
@@ -452,6 +484,22 @@ class Supervisor:
             code = {5: "NOT_FOUND", 6: "ALREADY_EXISTS", 9: "FAILED_PRECONDITION", 12: "UNIMPLEMENTED",
                     3: "INVALID_ARGUMENT"}.get(e.code, "FAILED_PRECONDITION")
             raise ApiError(code, f"{method} {cid[:12]}: {e}") from None
+
+    # -- networks joined and left by a created container ---------------------------------------
+    def connect(self, ref: str, network: str, aliases: list, ip: str) -> None:
+        cid = self.resolve(ref)["id"]
+        with self.lock(cid):
+            rec = self.store.get(cid)
+            pid = rec["pid"] if rec["status"] in ("running", "paused") else 0
+            self.networks.connect(cid, rec["name"], rec["config"].get("network_mode") or "", pid,
+                                  network, aliases, ip)
+
+    def disconnect(self, ref: str, network: str, force: bool) -> None:
+        cid = self.resolve(ref)["id"]
+        with self.lock(cid):
+            rec = self.store.get(cid)
+            pid = rec["pid"] if rec["status"] in ("running", "paused") else 0
+            self.networks.disconnect(cid, rec["name"], pid, network)
 
     # -- execs -----------------------------------------------------------------------------------
     def exec(self, ref: str, exec_id: str, args: list, env: list, cwd: str, user: str,
@@ -519,9 +567,14 @@ class Supervisor:
         left of images (ingests, unpacks, content nothing uses)."""
         recovery.Recovery(self).run()
         self.images.startup()
+        self.volumes.cleanup()
+        self.networks.reconcile({r["id"]: r["pid"] for r in self.store.all()
+                                 if r["status"] in ("running", "paused")})
 
     def close(self) -> None:
         for task in list(self.tasks.values()):
             task.shim.close()
+        self.networks.close()
+        self.volumes.close()
         self.store.close()
 

@@ -189,6 +189,18 @@ def merge_tmpfs(options) -> list[str]:
     return out
 
 
+def daemon_propagation(source: str, daemon_dirs) -> str:
+    """docker's rule (moby#36055): a bind that asks for no propagation gets rslave when its
+    source is one of the daemon's directories, inside one or a parent of one (a private
+    reference to the daemon's own mounts would keep them busy); "" otherwise (rprivate)."""
+    src = os.path.normpath(source)
+    for d in daemon_dirs:
+        d = os.path.normpath(d)
+        if src == d or d.startswith(src.rstrip("/") + "/") or src.startswith(d + "/"):
+            return "rslave"
+    return ""
+
+
 def oci_mounts(mounts, volume_path) -> list[dict]:
     """config.json mounts for Mount records (dicts or hawser.v1.Mount messages); volume_path(name)
     is a volume's directory. Destinations must be absolute, not /, and each used once. A -v bind's
@@ -222,7 +234,8 @@ def oci_mounts(mounts, volume_path) -> list[dict]:
                 to_make.append(source)
         else:
             raise MountError(f"invalid mount config for type \"{kind}\": mount type unknown")
-        propagation = next((o for o in options if o in PROPAGATIONS), DEFAULT_PROPAGATION)
+        propagation = next((o for o in options if o in PROPAGATIONS),
+                           _field(m, "propagation") or DEFAULT_PROPAGATION)
         out.append({"destination": dest, "type": "bind", "source": source,
                     "options": ["bind" if NONRECURSIVE in options else "rbind",
                                 "ro" if ro else "rw", propagation]})

@@ -125,7 +125,7 @@ def test_config_and_host_config_from_the_record():
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert host["Binds"] == ["/tmp:/mnt:ro"] and host["AutoRemove"] is True
     assert d["Mounts"] == [{"Type": "bind", "Source": "/tmp", "Destination": "/mnt",
-                            "Mode": "ro", "RW": False, "Propagation": "rslave"}]
+                            "Mode": "ro", "RW": False, "Propagation": "rprivate"}]
     bare = docker.container_inspect(container())
     assert fmt(bare, "{{.Config.Entrypoint}} {{json .Config.Entrypoint}} {{.HostConfig.Binds}}"
                      " {{.HostConfig.PidsLimit}} {{.Config.Volumes}} {{.Config.Image}}|"
@@ -383,7 +383,9 @@ def mirror(d: dict):
         restart_policy=policy["Name"] + (f":{policy['MaximumRetryCount']}"
                                          if policy["MaximumRetryCount"] else ""),
         mounts=[pb.Mount(source=m["Source"], destination=m["Destination"],
-                         read_only=not m["RW"]) for m in d["Mounts"]],
+                         read_only=not m["RW"],     # rslave: dockerd's root is under /tmp
+                         propagation=m["Propagation"])
+                for m in d["Mounts"]],
         exposed_ports=sorted(cfg.get("ExposedPorts") or {}), volumes=sorted(cfg["Volumes"] or {}),
         stop_signal=cfg.get("StopSignal", ""))
     status = {"created": STOPPED, "running": RUNNING, "paused": PAUSED, "exited": STOPPED}

@@ -298,3 +298,18 @@ def test_oci_mounts_mounted_by_hawser(hawser, make_bundle, tmp_path):
     assert (made / "file").read_text() == "x\n"
     assert not (ro_src / "nope").exists() and sorted(os.listdir(ro_src)) == ["hostfile"]
     assert json.loads((bundle.path / "config.json").read_text())["mounts"][-len(oci):] == oci
+
+
+def test_binds_of_the_daemons_directories_default_to_rslave_as_dockers():
+    dirs = ("/var/lib/hawserd", "/run/hawserd")
+    assert mounts.daemon_propagation("/", dirs) == "rslave"          # a parent
+    assert mounts.daemon_propagation("/var/lib/", dirs) == "rslave"
+    assert mounts.daemon_propagation("/run/hawserd", dirs) == "rslave"
+    assert mounts.daemon_propagation("/var/lib/hawserd/volumes/x", dirs) == "rslave"  # inside
+    assert mounts.daemon_propagation("/var/lib/hawserd2", dirs) == ""
+    assert mounts.daemon_propagation("/srv", dirs) == ""
+    out = mounts.oci_mounts([{"type": "bind", "source": "/", "destination": "/host",
+                              "propagation": "rslave"},
+                             {"type": "bind", "source": "/", "destination": "/h2",
+                              "options": ["rshared"], "propagation": "rslave"}], None)
+    assert [m["options"][-1] for m in out] == ["rslave", "rshared"]

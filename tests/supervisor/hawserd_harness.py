@@ -5,6 +5,7 @@ runtime's containers in the private runtime root, and the cgroups of this hawser
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -51,10 +52,38 @@ class Hawserd:
         self.address = f"unix://{self.socket}"
         self.proc: subprocess.Popen | None = None
         self.shim_pids: set[int] = set()
+        # the default network's bridge and the nftables table of this hawserd's own (a second
+        # hawserd, and the host's, keep theirs); what it turns on of the host put back after
+        tag = secrets.token_hex(5)
+        self.bridge, self.nft_table = f"hwd{tag}", f"hwd_{tag}"
+        self.ip_forward = Path("/proc/sys/net/ipv4/ip_forward").read_text()
 
     def argv(self) -> list[str]:
         return [HAWSERD, "--root", str(self.root), "--state", str(self.state), "--address",
-                self.address, "--log-level", "debug", *self.extra]
+                self.address, "--log-level", "debug", "--bridge", self.bridge, "--nft-table",
+                self.nft_table, *self.extra]
+
+    def bridges(self) -> list[str]:
+        """The bridges of this hawserd's networks (from its database)."""
+        db = self.root / "meta.db"
+        if not db.exists():
+            return []
+        conn = sqlite3.connect(db)
+        try:
+            return [r[0] for r in conn.execute("SELECT bridge FROM networks")]
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            conn.close()
+
+    def remove_networking(self) -> None:
+        """Its bridges and its nftables table, ip_forward as it was."""
+        for name in set(self.bridges()) | {self.bridge}:
+            if name and os.path.exists(f"/sys/class/net/{name}"):
+                subprocess.run(["ip", "link", "del", name], capture_output=True, timeout=30)
+        subprocess.run(["nft", "delete", "table", "ip", self.nft_table], capture_output=True,
+                       timeout=30)
+        Path("/proc/sys/net/ipv4/ip_forward").write_text(self.ip_forward)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
@@ -159,6 +188,7 @@ class Hawserd:
             if getattr(self, "_channel", None) is not None:
                 self._channel.close()
             unmount_under(self.base)
+            self.remove_networking()
             shutil.rmtree(self.base, ignore_errors=True)
 
 
