@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, Benchmark, Context, Runtime, RuntimeFailed, dumps, summary  # noqa: E402
 
 # Benchmark modules in bench/, run in this order.
-MODULES = ["lifecycle", "exec", "shim", "supervisor", "images_bench"]
+MODULES = ["lifecycle", "exec", "shim", "supervisor", "images_bench", "network_bench"]
 
 
 def load_benchmarks(only: set[str] | None) -> list[Benchmark]:
