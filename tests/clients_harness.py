@@ -313,6 +313,10 @@ class PtyProcess:
             raise
         if not data:
             return False
+        # busybox's ash asks where the cursor is (ESC[6n) after a prompt and reads the answer
+        # from its input: a terminal answers at once, or what is typed next is taken for it
+        for _ in range(data.count(b"\x1b[6n")):
+            os.write(self.fd, b"\x1b[1;1R")
         self.output += data
         return True
 
@@ -380,13 +384,30 @@ def pty_conversation(term: PtyProcess, prompt_ready: str = r"[#$] ") -> str:
     `stty size` show the process has a terminal of the client's size. Returns the output."""
     term.expect(prompt_ready)
     start = len(term.output)
-    term.send("echo answer=$((6*7)); tty; stty size\r")
+    term.send("echo answer=$((6*7)); tty\r")
     term.expect(r"answer=42", start=start)
     term.expect(r"/dev/pts/\d+", start=start)
-    term.expect(r"\b37 101\b", start=start)
-    start = len(term.output)
+    expect_size(term, 37, 101)
     term.send("exit 5\r")
     return term.text()
+
+
+def expect_size(term: PtyProcess, rows: int, cols: int, timeout: float = 20) -> None:
+    """`stty size` in the shell behind term until it shows rows x cols: a window change reaches
+    the container's terminal a moment after the client's (SIGWINCH, then a resize request)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        start = len(term.output)
+        term.send("stty size\r")
+        try:
+            term.expect(r"\b\d+ \d+\r?\n[^\n]*[#$] ", timeout=5, start=start)
+        except AssertionError:
+            pass
+        if re.search(rf"\b{rows} {cols}\b".encode(), term.output[start:]):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the terminal is not {rows}x{cols}:\n{term.text()!r}")
+        time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------------------------

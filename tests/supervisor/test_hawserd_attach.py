@@ -12,7 +12,7 @@ import termios
 import grpc
 import pytest
 
-from clients_harness import PtyProcess, pty_conversation
+from clients_harness import PtyProcess, expect_size, pty_conversation
 from hawserd_harness import HAWSERCTL, wait_until
 
 
@@ -29,9 +29,7 @@ def converse_and_resize(term: PtyProcess) -> None:
     """pty_conversation after a resize of the client's window, checked inside the container."""
     term.expect(r"[#$] ")
     resize(term, 24, 77)
-    start = len(term.output)
-    term.send("stty size\r")
-    term.expect(r"\b24 77\b", start=start)
+    expect_size(term, 24, 77)
     resize(term, 37, 101)
     pty_conversation(term)
 
