@@ -20,9 +20,8 @@ net.setup.port       the same with one published port (127.0.0.1, a host port pl
                      to 5001/tcp): the port's nftables map element added too
 net.setup.port.nft   its nat.publish part (one `nft -f -` run)
 net.plan, .plan.port NetworkManager.plan() of those containers (at create: the address
-                     allocated, /etc files written, with a port the host port chosen; both run
-                     `nft -j -a list table` once: _choose_ports reads nat.published() even
-                     when no port is asked for)
+                     allocated, /etc files written, with a port the host port chosen, which
+                     runs `nft -j -a list table` once; without a port no nft is run)
 net.run.bridge       wall time of `hawserctl run --rm IMAGE true` on the bench's private hawserd
                      (the client's process included), the default network mode (bridge)
 net.run.none         the same with `--network none` (a namespace with lo only)

@@ -146,6 +146,8 @@ class NetworkManager:
                 if (int(port), proto or "tcp") not in have:
                     wanted.append({"host_ip": "", "host_port": 0, "container_port": int(port),
                                    "protocol": proto or "tcp"})
+        if not wanted:
+            return []        # no `nft list` (a process, ~4 ms) for a container that publishes none
         taken = {(b[0], b[2]) for bindings in nat.published(table=self.table).values()
                  for b in bindings}
         out = []
@@ -190,6 +192,9 @@ class NetworkManager:
         for spec in config.get("links") or ():
             other, _, alias = spec.partition(":")
             rec = others(other)
+            if rec["status"] not in ("running", "paused"):
+                raise ApiError("FAILED_PRECONDITION", f"Cannot link to a non running container: "
+                                                      f"/{rec['name']} AS /{alias or rec['name']}")
             eps = self.endpoints(rec["id"])
             if not eps:
                 raise ApiError("INVALID_ARGUMENT", f"--link {spec}: {other} has no address")

@@ -311,3 +311,20 @@ def test_volume_verbs_filters_and_prune(hawserd, image):
     assert anon in out and sorted(ls()) == ["plain", "tagged"]
     hawserd.ctl("volume", "prune", "-f", "-a")
     assert ls() == []
+
+
+def test_link_add_host_and_dns_options_reach_the_etc_files(hawserd, image):
+    hawserd.ctl("run", "-d", "--name", "db", image, "sleep", "300")
+    db_ip = inspect(hawserd, "db")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    p = hawserd.ctl("run", "--rm", "--link", "db:database", "--add-host", "extra:192.0.2.7",
+                    "--dns", "192.0.2.53", "--dns-search", "example.test", image, "sh", "-c",
+                    "cat /etc/hosts /etc/resolv.conf; ping -c1 -W1 database >/dev/null 2>&1; "
+                    "nc -w 1 database 9 </dev/null; echo; grep -c . /etc/hosts")
+    lines = p.stdout.splitlines()
+    assert f"{db_ip}\tdatabase {inspect(hawserd, 'db')['Id'][:12]} db" in lines, p.stdout
+    assert "192.0.2.7\textra" in lines
+    assert "nameserver 192.0.2.53" in lines and "search example.test" in lines
+    # a link is refused to a container that is not running, as docker refuses it
+    hawserd.ctl("stop", "-t", "1", "db")
+    refused = hawserd.ctl("run", "--rm", "--link", "db", image, "true", check=False)
+    assert refused.returncode != 0 and "db" in refused.stderr
