@@ -3,11 +3,20 @@ containerd 1.6 + ctr (+ containerd-shim-runc-v2 + runc) in the runc row, in the 
 
 sup.run-rm        wall time of `hawserctl run --rm --rootfs R true` / `ctr run --rm IMAGE ID true`
                   (the client's process included on both sides)
+sup.start-seq     wall time of one `hawserctl run -d --rootfs R sleep 1000` / `ctr run -d IMAGE ID
+                  sleep 1000`, one client, no concurrency: one per iteration, interleaved with the
+                  peer (>= 20 iterations for the issue's figure); the containers stay running until
+                  teardown, so the n-th start sees n-1 others, as a series of `run -d` would; the
+                  summary prints it as starts per second (1000 / median) beside the 4-client rate
 sup.start-each    100 detached `sleep` containers started by 4 clients at a time, wall time / 100
                   (hawserd: Containers.Create + Tasks.Create + Tasks.Start over its gRPC API;
                   containerd: `ctr run -d`); one sample; the summary prints it as starts per second
 sup.rss-KiB.idle  the daemon's resident memory (psutil) after the warm-up, no container
 sup.rss-KiB.100   ... with the 100 containers running
+
+Both sides start containers without networking: hawserd's from a rootfs directory (--rootfs:
+no network namespace set up, no veth, no DNS; image containers get the default bridge) and
+containerd's through ctr, which sets up no CNI network: the same work on both sides.
 
 Each stack is private: hawserd with its own --root/--state/socket under the bench's temp dir,
 containerd as in shim.py (own root, state, sockets, namespace). Container ids carry the bench's
@@ -29,7 +38,7 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import REPO, Benchmark, Context, Runtime, RuntimeFailed
+from common import REPO, Benchmark, Context, Runtime, RuntimeFailed, percentile
 from shim import IMAGE, Containerd
 
 if str(REPO) not in sys.path:
@@ -108,6 +117,19 @@ class Hawserd:
         ms = (time.perf_counter() - t0) * 1000.0
         if p.returncode != 0:
             raise RuntimeFailed(f"hawserctl run --rm: {p.stderr.strip()[-300:]}")
+        return ms
+
+    def start_cli(self) -> float:
+        """One `hawserctl run -d` (a client process of its own, as a user runs it): ms."""
+        cid = self.ctx.new_id("seq")
+        self.ids.add(cid)
+        t0 = time.perf_counter()
+        p = subprocess.run([HAWSERCTL, "--address", self.address, "run", "-d", "--name", cid,
+                            "--rootfs", str(self.rootfs), "sleep", "1000"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=self.ctx.timeout)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if p.returncode != 0:
+            raise RuntimeFailed(f"hawserctl run -d: {p.stderr.strip()[-300:]}")
         return ms
 
     def start_detached(self, stubs, cid: str) -> None:
@@ -224,6 +246,17 @@ class Ctrd:
             raise RuntimeFailed(f"ctr run --rm: {p.stderr.strip()[-300:]}")
         return ms
 
+    def start_cli(self) -> float:
+        cid = self.ctx.new_id("seq")
+        self.ids.add(cid)
+        t0 = time.perf_counter()
+        p = self.d.ctr("run", "-d", "--runc-binary", self.runc, IMAGE, cid, "sleep", "1000",
+                       check=False, timeout=self.ctx.timeout)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if p.returncode != 0:
+            raise RuntimeFailed(f"ctr run -d: {p.stderr.strip()[-300:]}")
+        return ms
+
     def start_detached(self, _stubs, cid: str) -> None:
         self.ids.add(cid)
         self.d.ctr("run", "-d", "--runc-binary", self.runc, IMAGE, cid, "sleep", "1000",
@@ -257,14 +290,16 @@ class Ctrd:
 
 class Supervisors(Benchmark):
     name = "supervisor"
-    title = (f"hawserd vs containerd 1.6 + ctr (runc shim): run --rm true, {BURST} detached "
-             f"starts by {CLIENTS} clients, daemon RSS")
-    metrics = ("sup.run-rm", "sup.start-each", "sup.rss-KiB.idle", "sup.rss-KiB.100")
+    title = (f"hawserd vs containerd 1.6 + ctr (runc shim): run --rm true, run -d one client at "
+             f"a time, {BURST} detached starts by {CLIENTS} clients, daemon RSS")
+    metrics = ("sup.run-rm", "sup.start-seq", "sup.start-each", "sup.rss-KiB.idle",
+               "sup.rss-KiB.100")
 
     def __init__(self):
         self.stacks: dict[str, Hawserd | Ctrd] = {}
         self.calls: dict[str, int] = {}
         self.runs: dict[str, list[float]] = {}
+        self.seq: dict[str, list[float]] = {}
         self.burst: dict[str, float] = {}
         self.mem: dict[str, tuple[int, int]] = {}
         self.labels = {"hawser": "hawserd", "runc": "containerd"}
@@ -312,11 +347,13 @@ class Supervisors(Benchmark):
 
     def once(self, ctx: Context, rt: Runtime) -> dict[str, float]:
         stack = self.stacks[rt.name]
-        out = {"sup.run-rm": stack.run_rm()}
+        out = {"sup.run-rm": stack.run_rm(), "sup.start-seq": stack.start_cli()}
         self.runs.setdefault(rt.name, []).append(out["sup.run-rm"])
+        self.seq.setdefault(rt.name, []).append(out["sup.start-seq"])
         self.calls[rt.name] = self.calls.get(rt.name, 0) + 1
         if self.calls[rt.name] == max(1, ctx.warmup) + 1:    # the first timed iteration
             self.runs[rt.name] = [out["sup.run-rm"]]          # the warm-up is not counted
+            self.seq[rt.name] = [out["sup.start-seq"]]
             daemon = stack.proc.pid if isinstance(stack, Hawserd) else stack.pid
             idle = rss_kib(daemon)
             try:
@@ -337,20 +374,27 @@ class Supervisors(Benchmark):
             stack.close()
         if self.stacks or rt.name != ctx.runtimes[-1].name:
             return
-        print(f"   {BURST} detached `sleep` starts, {CLIENTS} clients at a time; run --rm true "
-              f"(median); daemon RSS idle / with {BURST}:")
+        n = min(map(len, self.seq.values()), default=0)
+        print(f"   detached `sleep` starts: one client, one at a time ({n} each, 1000/median, "
+              f"1000/p90) and {BURST} by {CLIENTS} clients at a time; "
+              f"run --rm true (median); daemon RSS idle / with {BURST}:")
         for name, label in self.labels.items():
             if name in self.burst:
                 idle, full = self.mem[name]
-                print(f"     {label:<10} {BURST / self.burst[name]:6.1f} starts/s   run --rm "
+                seq = self.seq.get(name) or [float("nan")]
+                print(f"     {label:<10} 1 client {1000 / statistics.median(seq):5.1f} starts/s "
+                      f"(p90 {1000 / percentile(seq, 90):5.1f})   {CLIENTS} clients "
+                      f"{BURST / self.burst[name]:5.1f} starts/s   run --rm "
                       f"{statistics.median(self.runs[name]):6.1f} ms   RSS {idle / 1024:5.1f} / "
                       f"{full / 1024:5.1f} MiB")
         if "hawser" in self.burst and "runc" in self.burst:
             rate = self.burst["runc"] / self.burst["hawser"]
+            seq = statistics.median(self.seq["runc"]) / statistics.median(self.seq["hawser"])
             lat = statistics.median(self.runs["runc"]) / statistics.median(self.runs["hawser"])
             full = self.mem["hawser"][1] / 1024
-            print(f"     hawserd/containerd: start rate {rate:.2f}x, run --rm speed {lat:.2f}x "
-                  f"(targets >= 1.0); hawserd RSS with {BURST}: {full:.1f} MiB (target < 60)")
+            print(f"     hawserd/containerd: start rate 1 client {seq:.2f}x, {CLIENTS} clients "
+                  f"{rate:.2f}x, run --rm speed {lat:.2f}x (targets >= 1.0); hawserd RSS with "
+                  f"{BURST}: {full:.1f} MiB (target <= 60)")
 
 
 BENCHMARKS = [Supervisors]

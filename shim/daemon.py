@@ -139,6 +139,16 @@ def serve(flags: dict, listener=None) -> int:
     """The daemon: listener is the socket `start` bound, else -socket PATH is bound, else the
     socket is fd 3 (how containerd's Go shims hand it over)."""
     from runtime import syscall
+    # container processes are re-parented to the shim when the runtime's processes exit; set
+    # before the fork server is forked: the kernel looks for a subreaper above an exiting
+    # process only when one was set above it when it was forked (has_child_subreaper)
+    syscall.get().set_child_subreaper()
+    # then, while this process has no thread and no signal handler of its own: the fork
+    # server for the runtime's commands (shim/forkserver.py)
+    from shim import forkserver
+    hawser = cli.default_runtime()
+    forks = forkserver.start() if os.path.isabs(hawser) and \
+        os.path.basename(hawser) == "hawser" else None
     from shim import state, threads, ttrpc
     from shim.events import Publisher
     from shim.reaper import Reaper
@@ -153,10 +163,10 @@ def serve(flags: dict, listener=None) -> int:
     elif listener is None:
         listener = _socket.socket(fileno=cli.LISTEN_FD)
         os.set_inheritable(cli.LISTEN_FD, False)
-    # container processes are re-parented to the shim when the runtime's processes exit
-    syscall.get().set_child_subreaper()
     socket_path = listener.getsockname()
     reaper = Reaper()
+    if forks is not None:
+        reaper.adopt(forks.pid)    # its exit is reaped here, not taken for a container's
     reaper.install()
     sdir = cli.state_dir(address, ns, cid)
     os.makedirs(sdir, mode=0o700, exist_ok=True)
@@ -175,7 +185,8 @@ def serve(flags: dict, listener=None) -> int:
 
     publisher = Publisher(ns, os.environ.get("TTRPC_ADDRESS", ""), flags.get("publish-binary", ""),
                           address, reaper, log)
-    service = TaskService(ns, reaper, publisher, sdir, cli.default_runtime(), log, leave)
+    service = TaskService(ns, reaper, publisher, sdir, cli.default_runtime(), log, leave,
+                          forks=forks)
     server = ttrpc.Server(log)
     server.register(TASK_SERVICE, service)
     threads.spawn(server.serve, listener)

@@ -114,6 +114,14 @@ class Reaper:
                 self.waiting[pid] = child
         return child
 
+    def adopt(self, pid: int) -> "Child":
+        """A child forked by other means (the fork server): its exit goes to the Child's wait()."""
+        child = Child(pid, self.direct)
+        with self.lock:
+            if not self.direct:
+                self.waiting[pid] = child
+        return child
+
     def track(self, pid: int, callback) -> None:
         """Call callback(exit code, time ns) when pid exits (at once if it already has)."""
         with self.lock:

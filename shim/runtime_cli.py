@@ -22,8 +22,10 @@ class RuntimeFailed(Exception):
 
 
 class Runtime:
-    def __init__(self, reaper, binary: str, root: str, log: str):
+    def __init__(self, reaper, binary: str, root: str, log: str, forks=None):
+        """forks: the shim's fork server (shim/forkserver.py) when binary is hawser itself."""
         self.reaper, self.binary, self.root, self.log = reaper, binary, root, log
+        self.forks = forks
 
     def run(self, *args, stdio=(None, None, None), input: bytes | None = None,
             capture: bool = False) -> bytes:
@@ -45,9 +47,17 @@ class Runtime:
             if capture:
                 out_r, out_w = os.pipe()
                 stdout = out_w
+            stderr = err_fd if stdio[2] is None else stdio[2]
+            if self.forks is not None and input is None and not capture:
+                code = self._forked(argv, stdin, stdout, stderr)
+                if code is not None:
+                    if code != 0:
+                        raise RuntimeFailed(self._error(offset, err_fd) or
+                                            f"{os.path.basename(self.binary)} {args[0]}: exit "
+                                            f"status {code}")
+                    return b""
             try:
-                child = self.reaper.spawn(argv, stdin, stdout, err_fd if stdio[2] is None
-                                          else stdio[2])
+                child = self.reaper.spawn(argv, stdin, stdout, stderr)
             except OSError as e:
                 raise RuntimeFailed(f"{self.binary}: {e.strerror}") from None
             for fd in (in_r, out_w):
@@ -77,6 +87,19 @@ class Runtime:
             for fd in (err_fd, in_r, in_w, out_r, out_w):
                 if fd >= 0:
                     os.close(fd)
+
+    def _forked(self, argv, stdin, stdout, stderr) -> int | None:
+        """The command's exit code through the fork server; None when it is gone."""
+        from shim.forkserver import Unavailable
+        null = self.reaper.devnull
+        try:
+            return self.forks.run(argv, (null if stdin is None else stdin,
+                                         null if stdout is None else stdout, stderr))
+        except Unavailable:
+            self.forks = None
+            return None
+        except OSError as e:
+            raise RuntimeFailed(f"{self.binary}: {e}") from None
 
     def _error(self, offset: int, err_fd: int) -> str:
         msg = None

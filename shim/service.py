@@ -43,7 +43,7 @@ class Container:
 
 class TaskService:
     def __init__(self, namespace: str, reaper, publisher, state_dir: str, default_binary: str,
-                 log, shutdown):
+                 log, shutdown, forks=None):
         self.namespace, self.reaper, self.publisher = namespace, reaper, publisher
         self.state_dir, self.default_binary = state_dir, default_binary
         self.log, self.request_shutdown = log, shutdown
@@ -52,6 +52,13 @@ class TaskService:
         self.closing = False               # a Shutdown was accepted: no Create any more
         self.lock = threads.Lock()
         self.counter = 0
+        self.forks = forks    # the fork server for hawser's commands, until a container started
+
+    def _drop_forks(self) -> None:
+        """No more commands through the fork server: an idle shim is one process."""
+        forks, self.forks = self.forks, None
+        if forks is not None:
+            forks.close()
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -125,7 +132,10 @@ class TaskService:
         bundle = req.bundle
         state.save(self.state_dir, {"binary": binary, "root": root, "id": req.id,
                                     "bundle": bundle})
-        runtime = Runtime(self.reaper, binary, root, os.path.join(bundle, "log.json"))
+        forks = self.forks if binary == self.default_binary else None
+        if forks is None:
+            self._drop_forks()
+        runtime = Runtime(self.reaper, binary, root, os.path.join(bundle, "log.json"), forks)
         rootfs = None
         if req.rootfs:
             rootfs = os.path.join(bundle, "rootfs")
@@ -207,6 +217,9 @@ class TaskService:
                     c.runtime.start(c.id)
                 except RuntimeFailed as e:
                     raise _fail(ttrpc.UNKNOWN, f"OCI runtime start failed: {e}") from None
+                finally:
+                    c.runtime.forks = None
+                    self._drop_forks()
                 self.publisher.publish(events.TaskStart(container_id=c.id, pid=p.pid))
             started = True
         finally:
@@ -294,6 +307,8 @@ class TaskService:
                                    exited_at=_ts(p.exited_at))
 
     def _delete_container(self, c: Container, p: Process) -> None:
+        c.runtime.forks = None
+        self._drop_forks()
         created = p.status == CREATED
         if created:
             self.reaper.untrack(p.pid)    # its exit is not a TaskExit after the TaskDelete
@@ -486,6 +501,7 @@ class TaskService:
             if self.containers or self.creating:
                 return Empty()
             self.closing = True
+        self._drop_forks()
         self.request_shutdown()    # the shim exits once this answer is out
         return Empty()
 

@@ -408,6 +408,61 @@ def test_start_reuses_a_live_shim_and_idles_small(env, make_bundle):
     finish(shim)
 
 
+def _fork_servers(shim: Shim) -> list[int]:
+    """The shim's fork server (shim/forkserver.py): a child with the shim's own name."""
+    return [c[0] for c in children(shim.pid) if c[3] == "containerd-shim" and c[2] != "Z"]
+
+
+def _gone(pids, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1]
+              .split()[0] != "Z" for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_fork_server_creates_and_starts_then_goes(env, make_bundle):
+    """hawser's create and start go through the fork server; the container's init is still the
+    shim's child (the shim is the subreaper above the command's process), the server adds no fd
+    to the container and is gone once the init has started: an idle shim is one process."""
+    bundle = make_bundle(["sh", "-c", "ls /proc/self/fd; sleep 100"])
+    _, out, err = env.fifos("io")
+    shim = env.shim(bundle)
+    servers = _fork_servers(shim)
+    assert len(servers) == 1, children(shim.pid)
+    pid = create(shim, bundle, out, err).pid
+    with open(f"/proc/{pid}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == shim.pid
+    assert _fork_servers(shim) == servers    # still there between create and start
+    shim.call("Start", id=shim.id)
+    assert _gone(servers), "the fork server outlived the start of the init"
+    assert _fork_servers(shim) == []
+    deadline = time.monotonic() + 5
+    while out.data.count(b"\n") < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(out.data.split()) == [b"0", b"1", b"2", b"3"]    # 3: ls's own directory fd
+    shim.call("Kill", id=shim.id, signal=9)
+    assert shim.call("Wait", id=shim.id).exit_status == 137
+    finish(shim)
+
+
+def test_no_fork_server_for_another_runtime(env, make_bundle):
+    """The create options name runc: the fork server goes at Create, runc does the work."""
+    runc = shutil.which("runc") or "/usr/sbin/runc"
+    bundle = make_bundle(["true"])
+    shim = env.shim(bundle)
+    servers = _fork_servers(shim)
+    assert len(servers) == 1
+    create(shim, bundle, options=wire.pack_any(
+        wire.message("containerd.runc.v1.Options")(binary_name=runc)))
+    assert _gone(servers)
+    shim.call("Start", id=shim.id)
+    assert shim.call("Wait", id=shim.id).exit_status == 0
+    finish(shim)
+
+
 @pytest.mark.parametrize("frame", [struct.pack(">IIBB", (4 << 20) + 1, 1, 1, 0),
                                    struct.pack(">IIBB", 3, 1, 1, 0) + b"\xff\xff\xff",
                                    b"\x00\x00\x00\x10garbage"])
