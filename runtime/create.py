@@ -5,14 +5,16 @@ import _socket
 import os
 import time
 
-from runtime import cgroups, log, state
+from runtime import cgroups, log, state, syscall
 from runtime.bundle import load_bundle
+from runtime.common import check_preserved_fds, prepare_seccomp_profile, write_pid_file
 from runtime.errors import HawserError
 from runtime.hooks import run_hooks, run_hooks_warn
 from runtime.init.console import connect as connect_console
-from runtime.init.container import InitContext, intermediate
+from runtime.init.container import InitContext, direct_init, intermediate
 from runtime.init.namespaces import write_id_maps
 from runtime.sync import Channel
+from runtime.syscall.consts import CLONE_NEWPID
 
 SIGKILL = 9
 
@@ -45,6 +47,10 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
     cleanup = Cleanup(c)
     try:
         mgr = cgroups.open_manager(spec.linux.cgroups_path, cid)
+        # Checked before the fork, which also imports the resource modules there: a bad value
+        # fails with nothing started, and no process copies pages to import them after the fork
+        # (2 ms on the path to init's start when the parent did it while the intermediate waited).
+        mgr.validate(spec.linux.resources)
         c.data = {"ociVersion": spec.oci_version, "id": cid, "pid": 0, "bundle": bundle,
                   "rootfs": rootfs, "created": state.rfc3339(time.time_ns()),
                   "annotations": spec.annotations, "cgroup": mgr.to_dict(),
@@ -68,14 +74,20 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
                           console_sock=console_sock, preserve_fds=opts.preserve_fds,
                           no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
                           cgroup=mgr, seccomp=seccomp_filter)
-        pid = os.fork()
+        direct = direct_init_possible(spec.linux)
+        pid = fork_init(direct, spec.linux.namespace("pid"))
         if pid == 0:
             # The flock belongs to this `hawser create`: were init to keep a copy of the locked
             # fd, `start` and `delete` would wait on the lock for as long as init lives.
             c.unlock()
             parent.close()
+            if direct:
+                direct_init(ctx)
             intermediate(ctx)
-        cleanup.intermediate = pid
+        if direct:
+            cleanup.init_pid = pid
+        else:
+            cleanup.intermediate = pid
         child.close()
         start_sock.close()
         if console_sock is not None:
@@ -85,8 +97,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> state.Container:
             mgr.create()
             cleanup.cgroup = mgr
             if spec.linux.resources:
-                mgr.set(spec.linux.resources)
-            run_init(c, spec, parent, pid, cleanup)
+                mgr.set(spec.linux.resources, validated=True)
+            run_init(c, spec, parent, pid, cleanup, direct)
         finally:
             parent.close()
         if opts.pid_file:
@@ -130,8 +142,51 @@ class Cleanup:
         state.remove(self.c)
 
 
-def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
-    """Drive the intermediate and init through the create sequence (see runtime.init.container)."""
+def direct_init_possible(linux) -> bool:
+    """Whether init can be forked by us, without the intermediate: it only exists to fork init
+    once the namespaces that apply to children are made. We can make a new pid namespace for
+    our own children; a user namespace must own the pid namespace (so be made before it, by
+    the child), and a time namespace or a pid namespace joined by path stay the intermediate's."""
+    pid = linux.namespace("pid")
+    return (linux.namespace("user") is None and linux.namespace("time") is None
+            and (pid is None or not pid.path))
+
+
+def fork_init(direct: bool, pid_ns) -> int:
+    """os.fork(); for a direct init in a new pid namespace, with our pid_for_children set to a
+    new namespace for the fork only (our own pid namespace never changes)."""
+    if not (direct and pid_ns is not None):
+        return os.fork()
+    sc = syscall.get()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            sc.unshare(CLONE_NEWPID)
+        except OSError as e:
+            raise HawserError(f"linux.namespaces: creating the pid namespace: {e.strerror}") \
+                from None
+        pid = -1
+        try:
+            pid = os.fork()  # the child is PID 1 of the new namespace
+        finally:
+            if pid != 0:
+                # Back to our own for children: hooks and anything else we start stay there.
+                sc.setns(own, CLONE_NEWPID)
+        return pid
+    finally:
+        os.close(own)
+
+
+def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup, direct: bool = False) -> None:
+    """Drive the intermediate and init through the create sequence (see runtime.init.container).
+    `direct`: `pid` is init itself, forked without the intermediate."""
+    if direct:
+        try:
+            chan.send("go")
+        except OSError:
+            pass  # it failed already: its error (or EOF) is read next
+        _init_started(c, spec, chan, pid)
+        return
     try:
         try:
             chan.send("go")
@@ -152,6 +207,11 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
     finally:
         os.waitpid(pid, 0)
         cleanup.intermediate = 0
+    _init_started(c, spec, chan, init_pid)
+
+
+def _init_started(c, spec, chan: Channel, init_pid: int) -> None:
+    """Record init's pid, run the hooks it asks for, and wait until it is ready for start."""
     c.data["pid"] = init_pid
     c.data["pidStart"] = state.proc_start_time(init_pid)
     c.save()
@@ -169,15 +229,6 @@ def run_init(c, spec, chan: Channel, pid: int, cleanup: Cleanup) -> None:
         raise HawserError(died_reason(c, "during create")) from None
 
 
-def prepare_seccomp_profile(profile, no_new_privileges: bool, root: str):
-    """Build the seccomp filter before forking: a bad profile fails here, with nothing started,
-    and the child only has to load it (the BPF is cached by profile digest under the root)."""
-    if not profile:
-        return None
-    from runtime import seccomp
-    return seccomp.prepare(profile, no_new_privileges, cache_dir=f"{root}/.seccomp")
-
-
 def died_reason(c: state.Container, when: str) -> str:
     """Why the init vanished without a word: most often a memory limit it could not live in."""
     mgr = cgroups.from_dict(c.data["cgroup"]) if c.data.get("cgroup") else None
@@ -188,22 +239,6 @@ def died_reason(c: state.Container, when: str) -> str:
     except (OSError, HawserError):
         pass
     return f"container init exited {when}"
-
-
-def check_preserved_fds(n: int) -> None:
-    """--preserve-fds N hands fds 3..3+N-1 to the process: each must be one the caller passed,
-    never one of ours (the only fd we may have opened by now is the --log file)."""
-    import fcntl
-    import sys
-    log = sys.modules.get("runtime.log")
-    ours = log.file_fd() if log is not None else None
-    for fd in range(3, 3 + n):
-        try:
-            fcntl.fcntl(fd, fcntl.F_GETFD)
-        except OSError:
-            ours = fd
-        if fd == ours:
-            raise HawserError(f"--preserve-fds {n}: fd {fd} was not passed to hawser")
 
 
 def check_terminal(spec, opts: CreateOptions) -> None:
@@ -226,18 +261,6 @@ def listen_start_socket(state_dir: str):
         os.close(dfd)
     s.listen(1)
     return s
-
-
-def write_pid_file(path: str, pid: int) -> None:
-    """Written to a temporary name and renamed, so a reader never sees it half-written (as runc)."""
-    path = os.path.abspath(path)
-    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(str(pid))
-        os.rename(tmp, path)
-    except OSError as e:
-        raise HawserError(f"--pid-file {path}: {e.strerror}") from None
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> None:

@@ -4,11 +4,11 @@ cgroup, with the container's process settings unless overridden; without --detac
 import os
 
 from runtime import cgroups, state, syscall
-from runtime.create import check_preserved_fds, prepare_seccomp_profile, write_pid_file
+from runtime.common import check_preserved_fds, prepare_seccomp_profile, wait_init, write_pid_file
 from runtime.errors import HawserError
 from runtime.init.console import connect as connect_console
-from runtime.init.container import InitContext
 from runtime.init.execution import ExecSpec, exec_intermediate
+from runtime.init.steps import InitContext
 from runtime.spec import Process
 from runtime.sync import Channel
 
@@ -94,7 +94,6 @@ def exec_in(root: str, cid: str, opts: ExecOptions) -> int:
         c.unlock()
     if opts.detach:
         return 0
-    from runtime.run import wait_init
     if console is not None:
         from runtime.relay import relay_console
         return relay_console(console, pid, wait_init)

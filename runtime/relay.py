@@ -53,7 +53,7 @@ class ConsoleRelay:
         t.start()
         try:
             # SIGWINCH stays ours: it resizes the pty rather than going to the container.
-            from runtime.run import FORWARDED
+            from runtime.common import FORWARDED
             code = wait(pid, tuple(s for s in FORWARDED if s != SIGWINCH))
         finally:
             os.write(stop_w, b"x")

@@ -3,11 +3,10 @@ subreaper, forwarding signals to it, and delete the container; the exit code is 
 import os
 
 from runtime import NotExist, state, syscall
+from runtime.common import wait_init
 from runtime.create import CreateOptions, create
 from runtime.delete import delete_container
 from runtime.start import start_container
-
-FORWARDED = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH
 
 
 def run(root: str, cid: str, opts: CreateOptions, detach: bool) -> int:
@@ -44,23 +43,3 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool) -> int:
     return code
 
 
-def wait_init(pid: int, forwarded=FORWARDED) -> int:
-    import _signal
-
-    def forward(signum, _frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in forwarded:
-        _signal.signal(sig, forward)
-    while True:
-        # Reap everything: without a pid namespace of its own the container's orphans are ours.
-        try:
-            child, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 255
-        if child == pid:
-            code = os.waitstatus_to_exitcode(status)
-            return code if code >= 0 else 128 - code

@@ -12,8 +12,8 @@ import os
 from runtime import syscall
 from runtime.errors import HawserError
 from runtime.init import console
-from runtime.init.container import (InitContext, _report, close_fds, drop_privileges,
-                                    exec_process, fork_in_cgroup, prepare_process)
+from runtime.init.steps import (InitContext, _report, close_fds, drop_privileges, exec_process,
+                                fork_in_cgroup, prepare_process)
 from runtime.syscall.consts import NAMESPACES
 
 

@@ -85,12 +85,13 @@ def loopback_up() -> None:
         s.close()
 
 
-def create_namespaces(linux: Linux, chan, before_cgroup_ns=None) -> int:
-    """unshare the new namespaces; for a user namespace, have the parent write our id maps first.
-    before_cgroup_ns, if given, runs once the others exist and before the cgroup namespace is
-    made (whose root is the cgroup we are in then). Returns the flags that were unshared."""
+def create_namespaces(linux: Linux, chan, before_cgroup_ns=None, skip: int = 0) -> int:
+    """unshare the new namespaces but `skip` (made by the parent already); for a user namespace,
+    have the parent write our id maps first. before_cgroup_ns, if given, runs once the others
+    exist and before the cgroup namespace is made (whose root is the cgroup we are in then).
+    Returns the flags that were unshared."""
     sc = syscall.get()
-    flags = new_namespace_flags(linux)
+    flags = new_namespace_flags(linux) & ~skip
     if flags & CLONE_NEWUSER:
         try:
             sc.unshare(CLONE_NEWUSER)
