@@ -33,7 +33,7 @@ PY_PACKAGES := runtime shim supervisor
 APT_PACKAGES := busybox-static runc crun podman containerd \
 	golang-github-opencontainers-specs-dev golang-github-containerd-containerd-dev \
 	golang-github-containerd-ttrpc-dev iproute2 uidmap libseccomp2 python3.11 python3.11-venv \
-	netavark iptables nftables docker.io docker-registry skopeo zstd
+	netavark iptables nftables docker.io docker-registry skopeo zstd gcc python3.11-dev
 
 # Debian's own python3.11: its libpython is linked statically and _socket, fcntl, select, _struct
 # and _sha256 are built in, so each `hawser` call starts ~0.8 ms sooner than with a shared-libpython
