@@ -285,7 +285,21 @@ class Ctrd:
         left = self.d.ctr("containers", "ls", "-q", check=False).stdout.split()
         with ThreadPoolExecutor(CLIENTS) as pool:
             list(pool.map(self.remove, left))
+        # a SIGKILLed container may still be exiting when its task is deleted: its cgroup can
+        # only go (Context.close) once it is empty
+        parent = Path("/sys/fs/cgroup/pids") / self.d.namespace
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _busy_cgroups(parent):
+            time.sleep(0.05)
         self.d.close()
+
+
+def _busy_cgroups(parent: Path) -> bool:
+    try:
+        return any((d / "cgroup.procs").read_text().strip() for d in parent.iterdir()
+                   if d.is_dir())
+    except OSError:    # no such cgroup (any more)
+        return False
 
 
 class Supervisors(Benchmark):

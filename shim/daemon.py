@@ -7,8 +7,10 @@ container creation (containerd's Go shims must re-exec; Python need not). It lea
 and the stdio of `start` (containerd reads `start`'s output to EOF), takes an OOM score one above
 containerd's, and makes itself a child subreaper.
 
-serve: the main thread reaps children (shim.reaper); a thread accepts ttrpc connections; events
-go out from their own thread. It exits on Shutdown once no container is left, or on SIGTERM/SIGINT.
+serve: first, while single-threaded, it forks the fork server for hawser's commands
+(shim/forkserver.py); the main thread reaps children (shim.reaper); a thread accepts ttrpc
+connections; events go out from their own thread. It exits on Shutdown once no container is
+left, or on SIGTERM/SIGINT.
 """
 import errno
 import os

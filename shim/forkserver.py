@@ -99,10 +99,31 @@ def start() -> ForkServer | None:
     return ForkServer(pid, mine)
 
 
+def set_cmdline(args: list[str]) -> None:
+    """Rewrite this process's /proc/self/cmdline in place (its argument area, truncated to the
+    original's length), as setproctitle does: what scans /proc for shims (hawserd's recovery,
+    containerd's tests, the benchmarks) must not take the fork server for a shim, nor a command
+    it forked (and the container's init, until its execve) for anything but a `hawser` command."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])    # arg_start, arg_end (fields 48, 49)
+        data = b"\0".join(a.encode(errors="replace") for a in args)[:end - start - 1]
+        with open("/proc/self/mem", "r+b", buffering=0) as mem:
+            mem.seek(start)
+            mem.write(data + b"\0" * (end - start - len(data)))
+    except (OSError, ValueError, IndexError):
+        pass
+
+
 def _serve(sock) -> None:
     keep = sock.fileno()
     os.closerange(3, keep)
     os.closerange(keep + 1, 1 << 16)
+    import sys
+    set_cmdline([os.path.basename(sys.argv[0] if sys.argv else "") + ".forkserver"] +
+                [a for flag in ("-namespace", "-id") if flag in sys.argv[:-1]
+                 for a in (flag, sys.argv[sys.argv.index(flag) + 1])])
     for name in PRELOAD:    # best effort: a module that is not there is imported by the command
         try:
             __import__(name)
@@ -153,6 +174,7 @@ def _child(sock, argv: list[str], fds: list[int]) -> None:
         sys.argv = list(argv)
         with open("/proc/self/comm", "w") as f:    # `hawser`, as a spawned command is named
             f.write(os.path.basename(argv[0])[:15])
+        set_cmdline(argv)
         from runtime.cli import main
         code = main(argv[1:])
     except SystemExit as e:

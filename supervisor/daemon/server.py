@@ -10,7 +10,6 @@ from supervisor.api import version_pb2_grpc as vgrpc
 from supervisor.containers.service import ContainersService
 from supervisor.events.service import EventsService
 from supervisor.images.service import ImagesService
-from supervisor.networks.service import NetworksService
 from supervisor.tasks.service import TasksService
 from supervisor.tasks.supervisor import Supervisor
 from supervisor.version.service import HealthService, VersionService
@@ -22,7 +21,28 @@ def register(server: grpc.Server, sup: Supervisor) -> None:
     tgrpc.add_TasksServicer_to_server(TasksService(sup), server)
     egrpc.add_EventsServicer_to_server(EventsService(sup), server)
     igrpc.add_ImagesServicer_to_server(ImagesService(sup), server)
-    ngrpc.add_NetworksServicer_to_server(NetworksService(sup), server)
+    ngrpc.add_NetworksServicer_to_server(_lazy(ngrpc.NetworksServicer, lambda: __import__(
+        "supervisor.networks.service", fromlist=["NetworksService"]).NetworksService(sup)), server)
     ngrpc.add_VolumesServicer_to_server(VolumesService(sup), server)
     vgrpc.add_VersionServicer_to_server(VersionService(sup), server)
     vgrpc.add_HealthServicer_to_server(HealthService(), server)
+
+
+def _lazy(base: type, make):
+    """A servicer of base's methods that makes the real one (make()) at its first call: the
+    Networks service imports the network manager (~11 MiB) only when a client uses it."""
+    import threading
+    lock, made = threading.Lock(), []
+
+    def target():
+        with lock:
+            if not made:
+                made.append(make())
+            return made[0]
+
+    def forward(name):
+        return lambda self, request, context: getattr(target(), name)(request, context)
+
+    methods = {n: forward(n) for n, v in vars(base).items()
+               if callable(v) and not n.startswith("_")}
+    return type(f"Lazy{base.__name__}", (base,), methods)()

@@ -75,7 +75,8 @@ def prepare(sup, cid: str, name: str, config: dict, spec: dict, bundle: str,
         spec["mounts"] += sup.networks.write_etc(bundle, spec["hostname"], config, plan,
                                                  sup.resolve)
     except BaseException:
-        sup.networks.release(cid)
+        if sup.networking({"config": config}):
+            sup.networks.release(cid)
         for m in config.get("mounts") or ():     # only what this call made
             if m.get("type") == "volume" and m["source"] not in made:
                 _drop_volume(sup, m["source"])
@@ -137,11 +138,13 @@ def after_create(sup, rec: dict, pid: int) -> None:
 
 
 def stopped(sup, cid: str) -> None:
-    sup.networks.teardown(cid)
+    if sup.networking(sup.store.get(cid) if sup._networks is None else None):
+        sup.networks.teardown(cid)
 
 
 def removed(sup, rec: dict, volumes: bool) -> None:
-    sup.networks.release(rec["id"])
+    if sup.networking(rec):
+        sup.networks.release(rec["id"])
     if not volumes:
         return
     for m in rec["config"].get("mounts") or ():

@@ -19,7 +19,6 @@ from supervisor.errors import ApiError
 from supervisor.events.hub import Hub
 from supervisor.images import config as imgconfig
 from supervisor.images.manager import ImageManager
-from supervisor.networks.manager import NetworkManager
 from supervisor.volumes.manager import VolumeManager
 from supervisor.tasks import intent, logs, recovery, sandbox, shims
 from supervisor.tasks.task import Task
@@ -57,8 +56,11 @@ class Supervisor:
         self.root, self.state, self.default_runtime = root, state, runtime
         self.store = Store(os.path.join(root, "meta.db"))
         self.images = ImageManager(root, os.path.join(root, "meta.db"), self.image_roots)
-        self.networks = NetworkManager(os.path.join(root, "meta.db"), self._task_runs, bridge,
-                                       nft_table)
+        # the network manager (pyroute2 and the rest: ~11 MiB) is made when a container or a
+        # call first needs networking: a hawserd whose containers have none never imports it
+        self._networks = None
+        self._network_args = (bridge, nft_table)
+        self._networks_lock = threading.Lock()
         self.volumes = VolumeManager(root, os.path.join(root, "meta.db"))
         self.hub = hub
         self.flags = shims.ShimFlags(address, events_address)
@@ -69,6 +71,37 @@ class Supervisor:
         self.changed = threading.Condition()
 
     # -- helpers -------------------------------------------------------------------------------
+    @property
+    def networks(self):
+        if self._networks is None:
+            with self._networks_lock:
+                if self._networks is None:
+                    from supervisor.networks.manager import NetworkManager
+                    self._networks = NetworkManager(os.path.join(self.root, "meta.db"),
+                                                    self._task_runs, *self._network_args)
+        return self._networks
+
+    def networking(self, rec: dict | None) -> bool:
+        """Whether the container's end needs the network manager: it has a network mode, or the
+        manager is there anyway (nothing of a container without a mode is in it otherwise)."""
+        return self._networks is not None or \
+            bool(rec and (rec["config"].get("network_mode") or rec["config"].get("published")))
+
+    def _networks_used(self) -> bool:
+        """Whether anything of the networks' is on record: a container with a network mode, or
+        a network in the store (made by a call, or the default bridge made on first use)."""
+        if any(self.networking(r) for r in self.store.all()):
+            return True
+        import sqlite3
+        try:
+            db = sqlite3.connect(f"file:{os.path.join(self.root, 'meta.db')}?mode=ro", uri=True)
+            try:
+                return db.execute("SELECT 1 FROM networks LIMIT 1").fetchone() is not None
+            finally:
+                db.close()
+        except sqlite3.Error:    # no table yet: networks were never used
+            return False
+
     def lock(self, cid: str) -> threading.RLock:
         with self.glock:
             return self.locks.setdefault(cid, threading.RLock())
@@ -568,13 +601,15 @@ class Supervisor:
         recovery.Recovery(self).run()
         self.images.startup()
         self.volumes.cleanup()
-        self.networks.reconcile({r["id"]: r["pid"] for r in self.store.all()
-                                 if r["status"] in ("running", "paused")})
+        if self._networks_used():
+            self.networks.reconcile({r["id"]: r["pid"] for r in self.store.all()
+                                     if r["status"] in ("running", "paused")})
 
     def close(self) -> None:
         for task in list(self.tasks.values()):
             task.shim.close()
-        self.networks.close()
+        if self._networks is not None:
+            self._networks.close()
         self.volumes.close()
         self.store.close()
 
