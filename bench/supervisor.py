@@ -206,7 +206,14 @@ class Hawserd:
                     os.unlink(leftover)
             shutil.rmtree(os.path.join(SHIM_STATE, name), ignore_errors=True)
         subprocess.run(["umount", "-R", "-l", str(self.base)], capture_output=True)
-        self.ctx.remove_cgroups()
+        # hawserd's containers' cgroups (under hawserd/) a failure left; not containerd's,
+        # whose containers may still run (Context.close removes whatever is left at the end)
+        for path in self.ctx._our_cgroups():
+            if "/hawserd/" in path:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
         for parent in {h / "hawserd" for h in Path("/sys/fs/cgroup").iterdir()
                        if (h / "hawserd").is_dir()} - self.cgroup_parents:
             try:
