@@ -14,8 +14,7 @@ import re
 import secrets
 from contextlib import contextmanager
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from supervisor.networks.netlink import IPRoute, NetlinkError
 
 from supervisor.networks import netns, sysctl
 from supervisor.networks.errors import AlreadyExists, InvalidConfig, KernelError, NotFound

@@ -65,7 +65,7 @@ def mac_of(ip: str) -> str:
 def host_networks() -> list[str]:
     """The host's IPv4 routes (every table) and interface addresses, as CIDRs: what a new
     network must not overlap. Read by netlink in this thread's namespace (the host's)."""
-    from pyroute2 import IPRoute  # imported here: ipam's pure functions need no netlink
+    from supervisor.networks.netlink import IPRoute  # here: the pure functions need none
     out = []
     with IPRoute(groups=0) as ipr:
         for route in ipr.route("dump", family=2):

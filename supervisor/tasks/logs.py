@@ -8,6 +8,8 @@ import os
 import queue
 import threading
 
+from supervisor.tasks import fifos
+
 MAX_SIZE = 10 << 20
 KEEP = 3
 
@@ -65,8 +67,9 @@ def make_fifos(bundle: str, stdin: bool = False) -> tuple[str, str, str]:
 
 
 class Collector:
-    """One thread per output FIFO, until EOF (the last writer, the container, is gone). The
-    thread's open blocks until the shim opens the FIFO; abort() unblocks it when no task will.
+    """A container's output FIFOs read into its log until EOF (the last writer, the container,
+    is gone), by hawserd's one FIFO-reading thread (fifos.py); abort() ends the streams when
+    no task will write (what the FIFOs hold is read first).
 
     Besides the log, what the process writes goes as it comes to the attached clients
     (subscribe()). A terminal's output is logged as it comes too, not line by line: a shell's
@@ -76,16 +79,16 @@ class Collector:
         self.log, self.terminal = log, terminal
         streams = (("stdout", fifo_paths(bundle)[0]),) if terminal else \
             tuple(zip(("stdout", "stderr"), fifo_paths(bundle)))
-        self.paths = [path for _, path in streams]
         self.lock = threading.Lock()
         self.live = {stream for stream, _ in streams}     # streams not at EOF yet
         self.listeners: set[queue.SimpleQueue] = set()
-        self.threads = []
-        for stream, path in streams:
-            t = threading.Thread(target=self._copy, args=(path, stream), daemon=True,
-                                 name=f"log-{stream}")
-            t.start()
-            self.threads.append(t)
+        self.readers = []
+        try:
+            for stream, path in streams:
+                self.readers.append(self._reader(stream, path))
+        except OSError:
+            self.abort()
+            raise
 
     def subscribe(self) -> tuple[queue.SimpleQueue, int]:
         """A queue that gets (stream, bytes) for what the process writes from now on and
@@ -106,48 +109,37 @@ class Collector:
             for q in self.listeners:
                 q.put((stream, chunk))
 
-    def _copy(self, path: str, stream: str) -> None:
-        pending = ""
+    def _reader(self, stream: str, path: str) -> fifos.Reader:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        fd = None
-        try:
-            fd = os.open(path, os.O_RDONLY)
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                self._publish(stream, chunk)
-                pending += decoder.decode(chunk)
-                if self.terminal:
-                    pending, text = "", pending
-                    if text:
-                        self.log.write(stream, text)
-                    continue
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    self.log.write(stream, line + "\n")
-        except OSError:
-            pass
-        finally:
-            if fd is not None:
-                os.close(fd)
-            pending += decoder.decode(b"", final=True)
-            if pending:
-                self.log.write(stream, pending)
+        pending = [""]
+
+        def on_data(chunk: bytes) -> None:
+            self._publish(stream, chunk)
+            text = pending[0] + decoder.decode(chunk)
+            if self.terminal:
+                pending[0] = ""
+                if text:
+                    self.log.write(stream, text)
+                return
+            *lines, pending[0] = text.split("\n")
+            for line in lines:
+                self.log.write(stream, line + "\n")
+
+        def on_eof() -> None:
+            rest = pending[0] + decoder.decode(b"", final=True)
+            if rest:
+                self.log.write(stream, rest)
             self._publish(stream, None)
+        return fifos.read_fifo(path, on_data, on_eof)
 
     def abort(self) -> None:
-        """Give EOF to readers still waiting in open() (no task is going to write)."""
-        for path, t in zip(self.paths, self.threads):
-            if t.is_alive():
-                try:
-                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-                except OSError:
-                    pass
+        """EOF for the streams still open (no task is going to write)."""
+        for reader in self.readers:
+            reader.finish()
 
     def wait(self, timeout: float = 5.0) -> None:
-        for t in self.threads:
-            t.join(timeout)
+        for reader in self.readers:
+            reader.done.wait(timeout)
 
 
 def read(path: str, tail: int = -1) -> list[dict]:
