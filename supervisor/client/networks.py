@@ -161,12 +161,17 @@ def daemon_error(e, what: str = "", ref: str = "") -> str:
     return f"Error response from daemon: {e.details()}"
 
 
-def cmd_network(api, a) -> int:
+def run_verb(verbs: dict, api, a) -> int:
+    """`network VERB`, `volume VERB`: the verb, a daemon's error as docker's CLI prints it."""
     try:
-        return VERBS[a.verb](api, a)
+        return verbs[a.verb](api, a)
     except api.grpc.RpcError as e:
         print(daemon_error(e), file=sys.stderr)
         return 1
+
+
+def cmd_network(api, a) -> int:
+    return run_verb(VERBS, api, a)
 
 
 def _create(api, a) -> int:

@@ -5,7 +5,8 @@ and for a container's mounts (Mounts, HostConfig.Binds/Mounts/Tmpfs)."""
 import os
 import sys
 
-from supervisor.client.networks import FlagError, confirm, daemon_error, inspect_each, labels_of
+from supervisor.client.networks import (FlagError, confirm, daemon_error, inspect_each,
+                                        labels_of, run_verb)
 
 CREATE_SOURCE = "create-mountpoint"    # mounts.py's mark of a bind made from -v
 PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
@@ -75,11 +76,7 @@ def add_parsers(sub) -> None:
 
 
 def cmd_volume(api, a) -> int:
-    try:
-        return VERBS[a.verb](api, a)
-    except api.grpc.RpcError as e:
-        print(daemon_error(e), file=sys.stderr)
-        return 1
+    return run_verb(VERBS, api, a)
 
 
 def _create(api, a) -> int:
