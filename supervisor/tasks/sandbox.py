@@ -49,7 +49,11 @@ def _volume_mounts(sup, config: dict) -> list[dict]:
 def prepare(sup, cid: str, name: str, config: dict, spec: dict, bundle: str,
             from_image: bool) -> None:
     """config (updated in place: named volumes, network mode, published ports) and spec."""
-    made = [v["name"] for v in sup.volumes.list()]
+    # the volumes there before this call (a failure removes only those it made); no volume
+    # asked for, no listing of every volume on the create path
+    wants = config.get("volumes") or any(m.get("type") == "volume"
+                                         for m in config.get("mounts") or ())
+    existing = {v["name"] for v in sup.volumes.list()} if wants else set()
     try:
         config["mounts"] = _volume_mounts(sup, config)
         spec["mounts"] += vmounts.oci_mounts(config["mounts"], sup.volumes.path)
@@ -78,7 +82,7 @@ def prepare(sup, cid: str, name: str, config: dict, spec: dict, bundle: str,
         if sup.networking({"config": config}):
             sup.networks.release(cid)
         for m in config.get("mounts") or ():     # only what this call made
-            if m.get("type") == "volume" and m["source"] not in made:
+            if m.get("type") == "volume" and m["source"] not in existing:
                 _drop_volume(sup, m["source"])
         raise
 
@@ -137,9 +141,9 @@ def after_create(sup, rec: dict, pid: int) -> None:
         sup.networks.setup(rec["id"], pid, config, config.get("published") or [])
 
 
-def stopped(sup, cid: str) -> None:
-    if sup.networking(sup.store.get(cid) if sup._networks is None else None):
-        sup.networks.teardown(cid)
+def stopped(sup, rec: dict) -> None:
+    if sup.networking(rec):
+        sup.networks.teardown(rec["id"])
 
 
 def removed(sup, rec: dict, volumes: bool) -> None:

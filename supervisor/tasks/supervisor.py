@@ -309,7 +309,7 @@ class Supervisor:
                 sandbox.after_create(self, rec, pid)
             except (shims.Error, RuntimeError, OSError, ApiError) as e:
                 collector.abort()
-                sandbox.stopped(self, cid)
+                sandbox.stopped(self, rec)
                 if shim is not None:
                     self._kill_created(shim, cid)
                     self._shutdown_shim(shim)
@@ -363,7 +363,7 @@ class Supervisor:
         rec = self.store.get(cid)
         if rec is not None:
             rec = self._set(cid, status="stopped", exit_status=status, exited_at=exited_at)
-            sandbox.stopped(self, cid)
+            sandbox.stopped(self, rec)
         task.exited.set()
         if rec is None:
             return
@@ -488,7 +488,7 @@ class Supervisor:
             task.collector.wait(2)
             task.log.close()
             self.tasks.pop(cid, None)
-            sandbox.stopped(self, cid)
+            sandbox.stopped(self, rec)
             status = "stopped" if rec["status"] != "created" else "created"
             return self._set(cid, shim_address="", shim_pid=0, status=status)
 
