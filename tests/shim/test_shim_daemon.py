@@ -413,10 +413,18 @@ def _fork_servers(shim: Shim) -> list[int]:
     return [c[0] for c in children(shim.pid) if c[3] == "containerd-shim" and c[2] != "Z"]
 
 
+def _alive(pid: int) -> bool:
+    """Neither reaped nor a zombie (a process reaped between two reads is gone too)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _gone(pids, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
-    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1]
-              .split()[0] != "Z" for p in pids):
+    while any(_alive(p) for p in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
